@@ -1,0 +1,1 @@
+"""Targets to invertible RGB images plus prompts, task shards, manifests and the mixture."""

@@ -1,0 +1,69 @@
+"""Codec registry: `register` a class under its name, `get(name, **params)` builds one."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """A target kind <-> RGB image mapping (pure numpy, no I/O)."""
+
+    name: str
+    version: int
+
+    @property
+    def params(self) -> dict[str, Any]: ...
+
+    def encode(self, target: np.ndarray) -> np.ndarray: ...
+
+    def decode(self, rgb: np.ndarray) -> np.ndarray: ...
+
+
+_REGISTRY: dict[str, Callable[..., Codec]] = {}
+
+
+def register(name: str) -> Callable[[type], type]:
+    """Class decorator: register a codec factory under `name` (twice is an error)."""
+
+    def wrap(cls: type) -> type:
+        if name in _REGISTRY:
+            raise ValueError(f"codec {name!r} is already registered")
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get(name: str, **params: Any) -> Codec:
+    """Build codec `name` with `params` (the same dict its `.params` reports)."""
+    try:
+        factory = _REGISTRY[name]
+    except KeyError as err:
+        raise ValueError(f"unknown codec {name!r}; known: {names()}") from err
+    try:
+        return factory(**params)
+    except TypeError as err:
+        raise ValueError(f"codec {name!r}: bad parameters {sorted(params)}: {err}") from err
+
+
+def spec(codec: Codec) -> dict[str, Any]:
+    """The JSON description stored with every sample: name, version, params."""
+    return {"name": codec.name, "version": codec.version, "params": codec.params}
+
+
+def from_spec(desc: dict[str, Any]) -> Codec:
+    """Rebuild a codec from `spec(...)`; a version mismatch is an error, not a silent misdecode."""
+    codec = get(desc["name"], **desc.get("params", {}))
+    if int(desc.get("version", codec.version)) != codec.version:
+        raise ValueError(
+            f"codec {desc['name']!r}: data was written with version {desc['version']}, "
+            f"this code implements version {codec.version}"
+        )
+    return codec

@@ -1,0 +1,1 @@
+"""Instruction-tuning of an image generator on the vistune mixture, and held-out evaluation."""
