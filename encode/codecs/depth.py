@@ -6,7 +6,9 @@
 `+inf` (no hit) is t = 1, the end of the path; NaN, negative and -inf depths (invalid) are
 drawn in the path's reserved color, far from every path color. Decoding projects each color
 onto the nearest path point (continuously, so noise moves depth a little) or onto the
-reserved color, whichever is nearer; positions within half a level of the end decode to +inf.
+reserved color, whichever is nearer. The last `inf_margin` levels before the end are kept for
++inf: positions within them decode to +inf (so noisy sky stays sky) and finite depths beyond
+them clamp to the deepest finite level (with the default, ~1e5 m; finite never becomes inf).
 
 Default (`preset="default"`): shape 0.4, power 1.25, scale 9 m on the 7-edge cube walk.
 Half-level quantization bounds the relative error (measured by `relative_error_bound`, see
@@ -40,8 +42,8 @@ from encode.codecs.pixels import pack_rgb
 from encode.codecs.registry import register
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"path": "cube7", "scale": 9.0, "power": 1.25, "shape": 0.4},
-    "vb": {"path": "cube7", "scale": 10.0, "power": 2.0, "shape": 1.0},
+    "default": {"path": "cube7", "scale": 9.0, "power": 1.25, "shape": 0.4, "inf_margin": 16},
+    "vb": {"path": "cube7", "scale": 10.0, "power": 2.0, "shape": 1.0, "inf_margin": 0},
 }
 
 _MANTISSA_BITS = 13
@@ -77,15 +79,20 @@ def relative_error_bound(codec: "DepthCodec", lo: float, hi: float) -> float:
     slack = 2.0 ** -_MANTISSA_BITS
     below, above = bounds[:-1] * (1 - slack), bounds[1:] * (1 + slack)
     c = centers[1:-1]
+    last = L - p["inf_margin"] - 1  # the largest finite level; deeper finite depths clamp to it
+    if hi > bounds[last - 1] and last < L - 1:
+        below, above, c = below[:last], above[:last], c[:last]
+        if hi > bounds[last]:
+            return float("inf")
     keep = (above >= lo) & (below <= hi)
     below, above, c = np.maximum(below[keep], lo), np.minimum(above[keep], hi), c[keep]
     return float(np.max(np.maximum(np.abs(c - below) / below, np.abs(above - c) / above)))
 
 
 @functools.lru_cache(maxsize=8)
-def _tables(path_name: str, scale: float, power: float, shape: float) -> tuple[np.ndarray, np.ndarray]:
+def _tables(path_name: str, scale: float, power: float, shape: float, margin: int) -> tuple[np.ndarray, np.ndarray]:
     path = get_path(path_name)
-    return _encode_table(path, scale, power, shape), _decode_table(path, scale, power, shape)
+    return _encode_table(path, scale, power, shape, margin), _decode_table(path, scale, power, shape, margin)
 
 
 def _palette_rgba(path: ColorPath) -> np.ndarray:
@@ -96,7 +103,7 @@ def _palette_rgba(path: ColorPath) -> np.ndarray:
     return rgba.view(np.uint32).ravel()
 
 
-def _encode_table(path: ColorPath, scale: float, power: float, shape: float) -> np.ndarray:
+def _encode_table(path: ColorPath, scale: float, power: float, shape: float, margin: int) -> np.ndarray:
     """Packed color for every float32 bucket (bits >> _SHIFT), including sign and NaN buckets."""
     L = path.steps
     buckets = np.arange(1 << (32 - _SHIFT), dtype=np.uint64)
@@ -104,13 +111,13 @@ def _encode_table(path: ColorPath, scale: float, power: float, shape: float) -> 
     level = np.full(len(buckets), L + 1, np.int64)  # reserved: negative, NaN
     finite_pos = (buckets < (_INF_BITS >> _SHIFT))
     t = depth_to_t(mid[finite_pos].astype(np.float64), scale, power, shape)
-    level[finite_pos] = np.minimum(np.rint(t * L), L).astype(np.int64)
+    level[finite_pos] = np.minimum(np.rint(t * L), L - margin - 1).astype(np.int64)
     level[0] = 0  # +0.0 and denormals: depth 0
     level[_INF_BITS >> _SHIFT] = L  # +inf (the NaNs that share this bucket are fixed in encode)
     return _palette_rgba(path)[level]
 
 
-def _decode_table(path: ColorPath, scale: float, power: float, shape: float) -> np.ndarray:
+def _decode_table(path: ColorPath, scale: float, power: float, shape: float, margin: int) -> np.ndarray:
     """Depth (float32) for every packed 24-bit color r << 16 | g << 8 | b."""
     L = path.steps
     out = np.empty(1 << 24, np.float32)
@@ -123,7 +130,7 @@ def _decode_table(path: ColorPath, scale: float, power: float, shape: float) -> 
         pos, dist = path.project(np.stack([r, g, b], axis=1))
         to_reserved = np.sqrt((r - reserved[0]) ** 2 + (g - reserved[1]) ** 2 + (b - reserved[2]) ** 2)
         d = t_to_depth(pos / np.float64(L), scale, power, shape)
-        d[pos >= L - 0.5] = np.inf
+        d[pos >= L - margin - 0.5] = np.inf
         d[to_reserved < dist] = np.nan
         out[start:start + chunk] = d
     return out
@@ -137,17 +144,20 @@ class DepthCodec:
     version = 1
 
     def __init__(self, preset: str = "default", path: str | None = None, scale: float | None = None,
-                 power: float | None = None, shape: float | None = None) -> None:
+                 power: float | None = None, shape: float | None = None, inf_margin: int | None = None) -> None:
         if preset not in PRESETS:
             raise ValueError(f"depth: unknown preset {preset!r}; known: {sorted(PRESETS)}")
         base = PRESETS[preset]
-        given = {"path": path, "scale": scale, "power": power, "shape": shape}
+        given = {"path": path, "scale": scale, "power": power, "shape": shape, "inf_margin": inf_margin}
         merged = {k: (base[k] if v is None else v) for k, v in given.items()}
-        merged = {"path": str(merged["path"]), **{k: float(merged[k]) for k in ("scale", "power", "shape")}}
+        merged = {"path": str(merged["path"]), **{k: float(merged[k]) for k in ("scale", "power", "shape")},
+                  "inf_margin": int(merged["inf_margin"])}
         for key in ("scale", "power", "shape"):
             if not np.isfinite(merged[key]) or merged[key] <= 0:
                 raise ValueError(f"depth: {key} must be a finite number > 0, got {merged[key]}")
         self.path = get_path(merged["path"])
+        if not 0 <= merged["inf_margin"] < self.path.steps // 4:
+            raise ValueError(f"depth: inf_margin must be in [0, {self.path.steps // 4}), got {merged['inf_margin']}")
         self._preset = preset if merged == base else "custom"
         self._params = merged
 
@@ -161,7 +171,7 @@ class DepthCodec:
 
     def _tables(self) -> tuple[np.ndarray, np.ndarray]:
         p = self._params
-        return _tables(p["path"], p["scale"], p["power"], p["shape"])
+        return _tables(p["path"], p["scale"], p["power"], p["shape"], p["inf_margin"])
 
     def encode(self, depth: np.ndarray) -> np.ndarray:
         """(H, W) float depth in meters -> (H, W, 3) uint8."""

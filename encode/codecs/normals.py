@@ -60,9 +60,9 @@ class NormalsCodec:
                 f"normals.encode: {int(bad.sum())} vectors are not unit length within "
                 f"{self.unit_tolerance} (e.g. |n| = {worst:.4g}); normalize them or mark them all-NaN"
             )
-        with np.errstate(invalid="ignore"):
-            c = np.rint((1.0 - n / norm[..., None]) * 127.5)
-        rgb = np.clip(c, 0, 255).astype(np.uint8)
+        n[invalid] = 0.0
+        norm[invalid] = 1.0
+        rgb = np.clip(np.rint((1.0 - n / norm[..., None]) * 127.5), 0, 255).astype(np.uint8)
         rgb[invalid] = RESERVED
         return rgb
 

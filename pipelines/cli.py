@@ -1,0 +1,101 @@
+"""`vistune <stage> [hydra overrides]`: one Hydra config per stage under pipelines/conf.
+
+    vistune demo size=512 out=/tmp/demo
+    vistune demo --cfg job          # print the resolved config and exit
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def _run_demo(cfg: DictConfig) -> None:
+    from pipelines import demo
+
+    conf = demo.DemoConfig(**_plain(cfg, demo.DemoConfig))
+    stats = demo.run(conf)
+    width = max(len(k) for k in stats)
+    print(f"{'round trip':<{width}}  error")
+    for key, row in stats.items():
+        text = (f"AbsRel {row['abs_rel']:.3%}  max {row['max_rel']:.3%}  finite->inf {row['finite_to_inf']:.2%}"
+                f"  sky->finite {row['sky_to_finite']:.2%}" if "abs_rel" in row
+                else f"mean {row['mean_deg']:.3f} deg  max {row['max_deg']:.3f} deg")
+        print(f"{key:<{width}}  {text}")
+    print(f"wrote {conf.out}/contact_sheet.png and {conf.out}/roundtrip.json")
+
+
+# stage -> (config name, runner, one-line help). Only stages that exist are listed.
+STAGES: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
+    "demo": ("demo", _run_demo, "round-trip sample depth/normal maps through the codecs; write a contact sheet"),
+}
+
+
+class ConfigError(ValueError):
+    """A bad stage name or config value, reported in one line before any work starts."""
+
+
+def _plain(cfg: DictConfig, schema: type) -> dict[str, Any]:
+    """Config -> kwargs for a dataclass, tuples for lists; unknown keys are an error."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    fields = {f.name for f in dataclasses.fields(schema)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ConfigError(f"unknown config keys {unknown}; allowed: {sorted(fields)}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+
+
+def compose(stage: str, overrides: list[str]) -> DictConfig:
+    from hydra import compose as hydra_compose, initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if stage not in STAGES:
+        raise ConfigError(f"unknown stage {stage!r}; allowed: {sorted(STAGES)}")
+    try:
+        with initialize_config_module(config_module="pipelines.conf", version_base="1.3"):
+            return hydra_compose(config_name=STAGES[stage][0], overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(str(err).splitlines()[0]) from err
+
+
+def _usage() -> str:
+    lines = ["usage: vistune <stage> [key=value ...] [--cfg job]", "", "stages:"]
+    lines += [f"  {name:<10} {info[2]}" for name, info in STAGES.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    stage, rest = argv[0], argv[1:]
+    show_cfg = False
+    if "--cfg" in rest:
+        i = rest.index("--cfg")
+        if rest[i + 1:i + 2] != ["job"]:
+            print("vistune: error: only `--cfg job` is supported", file=sys.stderr)
+            return 2
+        show_cfg = True
+        del rest[i:i + 2]
+    try:
+        cfg = compose(stage, rest)
+        if show_cfg:
+            print(OmegaConf.to_yaml(cfg), end="")
+            return 0
+        STAGES[stage][1](cfg)
+    except ConfigError as err:
+        print(f"vistune {stage}: config error: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        print(f"vistune {stage}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
