@@ -11,8 +11,8 @@ import random
 from typing import Any, Sequence
 
 DEPTH_SCHEMES = {
-    "default": "a power-law colormap running black, red, yellow, green, cyan, blue, magenta to white "
-               "from near to far, white meaning infinitely far",
+    "default": "the vistune colormap, a path snaking through the color cube from black (near) through "
+               "reds, greens and blues to white (infinitely far), on a power-law scale",
     "vb": "the Vision Banana colormap running black, red, yellow, green, cyan, blue, magenta to white "
           "from near to far",
 }

@@ -73,7 +73,7 @@ def test_vb_scheme_is_the_published_one(vb):
 
 def test_vb_bound_is_looser_as_documented(vb, default):
     assert relative_error_bound(vb, 0.1, 200) == pytest.approx(0.064, abs=0.002)
-    assert relative_error_bound(default, 0.1, 200) < 0.005
+    assert relative_error_bound(default, 0.1, 200) < 0.003
 
 
 @pytest.mark.parametrize("path", sorted(PATHS))

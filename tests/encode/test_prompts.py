@@ -14,7 +14,7 @@ def test_deterministic_and_paraphrased():
 
 
 def test_prompts_state_the_scheme():
-    assert "magenta" in make_prompt("depth", 0) and "white" in make_prompt("depth", 1)
+    assert "black" in make_prompt("depth", 0) and "white" in make_prompt("depth", 1)
     assert "Vision Banana" in make_prompt("depth", 0, preset="vb")
     sem = make_prompt("semantic", 3, class_names=["wall", "floor"], palette=distinct_colors(3))
     assert "wall rgb(255, 255, 255)" in sem and "floor rgb(" in sem
