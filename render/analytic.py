@@ -40,6 +40,14 @@ class GroundPlane:
     height: float = 0.0
 
 
+@dataclass(frozen=True)
+class Plane:
+    """Infinite plane through `point` with unit `normal` (any orientation)."""
+
+    point: tuple[float, float, float]
+    normal: tuple[float, float, float]
+
+
 @dataclass
 class AnalyticScene:
     objects: list = field(default_factory=list)
@@ -100,7 +108,15 @@ def _hit_ground(o: np.ndarray, d: np.ndarray, g: GroundPlane) -> tuple[np.ndarra
     return t, n
 
 
-_HITS = {Sphere: _hit_sphere, Box: _hit_box, Room: _hit_room, GroundPlane: _hit_ground}
+def _hit_plane(o: np.ndarray, d: np.ndarray, p: Plane) -> tuple[np.ndarray, np.ndarray]:
+    n = np.asarray(p.normal, float) / np.linalg.norm(p.normal)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = ((np.asarray(p.point, float) - o) @ n) / (d @ n)
+    t = np.where(np.isfinite(t) & (t > 1e-9), t, np.inf)
+    return t, np.broadcast_to(n, d.shape).copy()
+
+
+_HITS = {Sphere: _hit_sphere, Box: _hit_box, Room: _hit_room, GroundPlane: _hit_ground, Plane: _hit_plane}
 
 
 def render(scene: AnalyticScene, K: np.ndarray, world_to_camera: np.ndarray, height: int, width: int) -> GroundTruth:

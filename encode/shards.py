@@ -1,0 +1,175 @@
+"""Webdataset shards with Parquet sidecars: atomic writes, safe reads.
+
+A shard is `<prefix>-<index:06d>.tar` plus `<prefix>-<index:06d>.parquet` (one row per
+sample). `ShardWriter` writes both under temp names and renames the tar first and the Parquet
+last, so a shard is complete exactly when its Parquet file exists: a rerun skips complete
+shards and redoes anything else. Members are `<key>.<ext>` (webdataset's convention: the key
+has no dots; the extension may, e.g. `rgb.png`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+_KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
+_EXT = re.compile(r"^[A-Za-z0-9_\-.]+$")
+
+
+class ShardError(ValueError):
+    """A shard that is truncated, corrupt, or holds unsafe member names."""
+
+
+@dataclass(frozen=True)
+class ShardPaths:
+    tar: Path
+    parquet: Path
+
+    @classmethod
+    def of(cls, out_dir: str | os.PathLike, prefix: str, index: int) -> "ShardPaths":
+        base = Path(out_dir) / f"{prefix}-{index:06d}"
+        return cls(base.with_suffix(".tar"), base.with_suffix(".parquet"))
+
+    def complete(self) -> bool:
+        return self.parquet.exists() and self.tar.exists()
+
+    def remove_stale_temps(self) -> int:
+        """Delete temp files an earlier, killed writer of this shard left behind. Returns the count."""
+        stale = [p for name in (self.tar.name, self.parquet.name) for p in self.tar.parent.glob(f".{name}.*.tmp")]
+        for p in stale:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        return len(stale)
+
+
+class ShardWriter:
+    """Collect samples in a temp tar; `commit()` publishes tar + Parquet atomically.
+
+    Use as a context manager: leaving the block with an exception removes the temp files.
+    """
+
+    def __init__(self, paths: ShardPaths) -> None:
+        self.paths = paths
+        paths.tar.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{paths.tar.name}.", suffix=".tmp", dir=paths.tar.parent)
+        self._tmp_tar = Path(tmp)
+        self._file = os.fdopen(fd, "wb")
+        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
+        self._rows: list[dict[str, Any]] = []
+        self._keys: set[str] = set()
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    def add(self, key: str, files: dict[str, bytes], row: dict[str, Any] | None = None) -> None:
+        """Add one sample: `files` maps extension -> bytes; `row` goes to the Parquet sidecar."""
+        if not _KEY.match(key):
+            raise ValueError(f"sample key {key!r} must match {_KEY.pattern} (no dots, no slashes)")
+        if key in self._keys:
+            raise ValueError(f"duplicate sample key {key!r} in shard {self.paths.tar.name}")
+        self._keys.add(key)
+        for ext, data in files.items():
+            if not _EXT.match(ext):
+                raise ValueError(f"extension {ext!r} of sample {key!r} must match {_EXT.pattern}")
+            info = tarfile.TarInfo(f"{key}.{ext}")
+            info.size = len(data)
+            info.mtime = 0  # reproducible bytes: same samples -> same shard
+            info.mode = 0o644
+            self._tar.addfile(info, io.BytesIO(data))
+        self._rows.append({"key": key, "shard": self.paths.tar.name, **(row or {})})
+
+    def commit(self) -> int:
+        """Finish the tar, write the Parquet sidecar, rename both (Parquet last). Returns #samples."""
+        self._tar.close()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        fd, tmp_pq = tempfile.mkstemp(prefix=f".{self.paths.parquet.name}.", suffix=".tmp", dir=self.paths.parquet.parent)
+        os.close(fd)
+        try:
+            pq.write_table(pa.Table.from_pylist(self._rows), tmp_pq)
+            os.replace(self._tmp_tar, self.paths.tar)
+            os.replace(tmp_pq, self.paths.parquet)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_pq)
+            self.abort()
+            raise
+        return len(self._rows)
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._tar.close()
+        with contextlib.suppress(Exception):
+            self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp_tar)
+
+
+def check_member_name(name: str) -> None:
+    """Reject absolute paths, `..` components and directories in tar member names."""
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in Path(name).parts or "/" in name:
+        raise ShardError(f"unsafe tar member name {name!r}: absolute paths, '..' and directories are rejected")
+
+
+def split_member(name: str) -> tuple[str, str]:
+    """'key.rgb.png' -> ('key', 'rgb.png')."""
+    key, dot, ext = name.partition(".")
+    if not dot or not key:
+        raise ShardError(f"tar member {name!r} is not <key>.<ext>")
+    return key, ext
+
+
+def iter_samples(tar_path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """Samples of a shard as webdataset-style dicts {"__key__": key, ext: bytes, ...}.
+
+    Raises ShardError on unsafe member names, non-file members, or a truncated/corrupt tar.
+    """
+    sample: dict[str, Any] = {}
+    try:
+        with tarfile.open(tar_path, mode="r:") as tar:
+            for member in tar:
+                check_member_name(member.name)
+                if not member.isfile():
+                    raise ShardError(f"{tar_path}: member {member.name!r} is not a regular file")
+                key, ext = split_member(member.name)
+                if sample and sample["__key__"] != key:
+                    yield sample
+                    sample = {}
+                sample.setdefault("__key__", key)
+                if ext in sample:
+                    raise ShardError(f"{tar_path}: duplicate member {member.name!r}")
+                sample[ext] = tar.extractfile(member).read()
+            end = tar.offset
+        _check_end_of_archive(tar_path, end)
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise ShardError(f"{tar_path}: truncated or corrupt tar ({err})") from err
+    if sample:
+        yield sample
+
+
+def _check_end_of_archive(tar_path: str | os.PathLike, offset: int) -> None:
+    """tarfile stops quietly at a truncated header; a complete tar ends in two zero blocks."""
+    with open(tar_path, "rb") as f:
+        f.seek(offset)
+        tail = f.read(2 * tarfile.BLOCKSIZE)
+    if len(tail) < 2 * tarfile.BLOCKSIZE or any(tail):
+        raise ShardError(f"{tar_path}: truncated or corrupt tar (no end-of-archive marker at byte {offset})")
+
+
+def read_rows(parquet_path: str | os.PathLike) -> list[dict[str, Any]]:
+    return pq.read_table(parquet_path).to_pylist()

@@ -1,0 +1,60 @@
+"""EXR I/O with the `OpenEXR` package (no bpy): single-part files we write, multi-part files Blender writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import OpenEXR
+
+
+class ExrError(ValueError):
+    """An EXR file that cannot be read or lacks an expected channel."""
+
+
+def read_channels(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """All channels of all parts, by full name (Blender multilayer: 'ViewLayer.Depth.Z')."""
+    try:
+        with OpenEXR.File(str(path), separate_channels=True) as f:
+            out = {}
+            for part in f.parts:
+                for name, channel in part.channels.items():
+                    out[name] = np.array(channel.pixels)
+            return out
+    except Exception as err:  # OpenEXR raises plain exceptions for corrupt files
+        raise ExrError(f"cannot read EXR {path}: {err}") from err
+
+
+def write(path: str | os.PathLike, channels: dict[str, np.ndarray], half: bool = False) -> None:
+    """Write single-part scanline EXR with ZIP compression; float32 (or float16 when `half`)."""
+    dtype = np.float16 if half else np.float32
+    data = {name: np.ascontiguousarray(arr, dtype=dtype) for name, arr in channels.items()}
+    shapes = {a.shape for a in data.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise ExrError(f"EXR channels must share one (H, W) shape, got {sorted(shapes)}")
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, data) as f:
+        f.write(str(path))
+
+
+def to_bytes(channels: dict[str, np.ndarray], half: bool = False, tmp_dir: str | None = None) -> bytes:
+    """Encode channels as EXR file bytes (the OpenEXR binding writes to paths only)."""
+    fd, tmp = tempfile.mkstemp(suffix=".exr", dir=tmp_dir)
+    os.close(fd)
+    try:
+        write(tmp, channels, half=half)
+        return Path(tmp).read_bytes()
+    finally:
+        os.unlink(tmp)
+
+
+def from_bytes(data: bytes, tmp_dir: str | None = None) -> dict[str, np.ndarray]:
+    fd, tmp = tempfile.mkstemp(suffix=".exr", dir=tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return read_channels(tmp)
+    finally:
+        os.unlink(tmp)

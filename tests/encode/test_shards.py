@@ -1,0 +1,65 @@
+import io
+import tarfile
+
+import pytest
+import webdataset as wds
+
+from encode.shards import ShardError, ShardPaths, ShardWriter, iter_samples, read_rows
+
+
+def _write(tmp_path, n=3, index=0):
+    paths = ShardPaths.of(tmp_path, "raw", index)
+    with ShardWriter(paths) as w:
+        for i in range(n):
+            w.add(f"s{i:04d}", {"rgb.png": b"png%d" % i, "json": b'{"i": %d}' % i}, {"i": i})
+        assert w.commit() == n
+    return paths
+
+
+def test_round_trip_read_by_webdataset(tmp_path):
+    paths = _write(tmp_path)
+    assert paths.complete()
+    samples = list(wds.WebDataset(str(paths.tar), shardshuffle=False))
+    assert [s["__key__"] for s in samples] == ["s0000", "s0001", "s0002"]
+    assert samples[1]["rgb.png"] == b"png1"
+    assert [r["i"] for r in read_rows(paths.parquet)] == [0, 1, 2]
+    assert [r["key"] for r in read_rows(paths.parquet)] == [s["__key__"] for s in iter_samples(paths.tar)]
+    assert not list(tmp_path.glob(".*"))  # no temp files left
+
+
+def test_failed_shard_leaves_nothing_under_final_names(tmp_path):
+    paths = ShardPaths.of(tmp_path, "raw", 1)
+    with pytest.raises(RuntimeError):
+        with ShardWriter(paths) as w:
+            w.add("a", {"json": b"{}"})
+            raise RuntimeError("worker died")
+    assert not paths.tar.exists() and not paths.parquet.exists() and not list(tmp_path.iterdir())
+
+
+def test_bad_keys(tmp_path):
+    with ShardWriter(ShardPaths.of(tmp_path, "raw", 2)) as w:
+        with pytest.raises(ValueError, match="no dots"):
+            w.add("a.b", {"json": b"{}"})
+        w.add("a", {"json": b"{}"})
+        with pytest.raises(ValueError, match="duplicate"):
+            w.add("a", {"json": b"{}"})
+        w.abort()
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd.json", "../evil.json", "dir/x.json", "a/../../b.json"])
+def test_unsafe_member_names_are_rejected(tmp_path, name):
+    path = tmp_path / "evil.tar"
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"{}"))
+    with pytest.raises(ShardError, match="unsafe"):
+        list(iter_samples(path))
+
+
+def test_truncated_shard_is_a_clear_error(tmp_path):
+    paths = _write(tmp_path, n=20)
+    data = paths.tar.read_bytes()
+    paths.tar.write_bytes(data[: len(data) // 2 + 100])
+    with pytest.raises(ShardError, match="truncated or corrupt"):
+        list(iter_samples(paths.tar))
