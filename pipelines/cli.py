@@ -28,9 +28,24 @@ def _run_demo(cfg: DictConfig) -> None:
     print(f"wrote {conf.out}/contact_sheet.png and {conf.out}/roundtrip.json")
 
 
+def _run_render(cfg: DictConfig) -> None:
+    from pipelines import render_job
+    from pipelines.ray_runtime import ray_session
+
+    data = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        conf = render_job.config_from_dict(data)
+    except TypeError as err:
+        raise ConfigError(str(err)) from err
+    with ray_session(cfg.ray.address, cfg.ray.num_cpus):
+        summary = render_job.run_render(conf)
+    print(render_job.describe(summary))
+
+
 # stage -> (config name, runner, one-line help). Only stages that exist are listed.
 STAGES: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
     "demo": ("demo", _run_demo, "round-trip sample depth/normal maps through the codecs; write a contact sheet"),
+    "render": ("render", _run_render, "render seeded procedural Blender scenes into raw shards with Ray"),
 }
 
 

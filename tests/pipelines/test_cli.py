@@ -22,14 +22,24 @@ def test_demo_writes_contact_sheet(tmp_path, capsys):
 
 def test_config_errors_are_one_line(tmp_path, capsys):
     assert cli.main(["demo", "sizee=3"]) == 2
-    assert cli.main(["render"]) == 2
+    assert cli.main(["rendr"]) == 2
     assert cli.main(["demo", f"out={tmp_path}", "size=4"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3
-    assert "sizee" in err[0] and "allowed: ['demo']" in err[1] and "size must be >= 16" in err[2]
+    assert "sizee" in err[0] and "allowed: ['demo', 'render']" in err[1] and "size must be >= 16" in err[2]
 
 
 def test_console_script_prints_resolved_config():
     res = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo", "size=64", "--cfg", "job"],
                          capture_output=True, text=True, check=True)
     assert "size: 64" in res.stdout and "out: outputs/demo" in res.stdout
+
+
+def test_render_config_errors_before_work(capsys):
+    assert cli.main(["render", "n_scenes=0"]) == 2
+    assert cli.main(["render", "render.device=TPU"]) == 2
+    assert cli.main(["render", "render.sampless=3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "n_scenes must be >= 1" in err[0]
+    assert "render.device must be one of ['CPU', 'CUDA', 'OPTIX']" in err[1]
+    assert "sampless" in err[2]

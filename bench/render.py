@@ -1,0 +1,119 @@
+"""Render benchmark: per-scene cost, pipeline overhead, worker scaling, process-per-scene baseline.
+
+    python bench/render.py [--size 512] [--scenes 6] [--quick]
+
+Prints, on this machine:
+- seconds per scene at SIZE x SIZE for ground-truth passes only and for RGB at the default
+  quality preset (render/settings.py), in one warm Blender process, one Cycles thread;
+- the pipeline overhead ratio of the Ray job: job wall time x workers / sum of Cycles' own
+  render times (the bpy render call), ground truth only;
+- scaling of the job from 1 to 2 workers (scenes per second ratio), ground truth only;
+- the speed-up over launching a fresh Python + bpy process per scene (BlenderProc- and
+  Kubric-style runs), ground truth only.
+All ratios come from one run; absolute seconds vary with the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from render.sampling import sample_scene, scene_seed  # noqa: E402
+from render.settings import RenderSettings  # noqa: E402
+
+ONE_SCENE = """
+import sys, time
+sys.path.insert(0, {root!r})
+t = time.perf_counter()
+from render.blender import BlenderRenderer, RenderSettings
+from render.sampling import sample_scene
+r = BlenderRenderer(RenderSettings(rgb=False))
+r.render(sample_scene({seed}, {size}, {size}))
+"""
+
+
+def per_scene(size: int, seeds: list[int], settings: RenderSettings) -> tuple[float, dict]:
+    from render.blender import BlenderRenderer
+
+    renderer = BlenderRenderer(settings)
+    renderer.render(sample_scene(seeds[0], size, size))  # warm-up
+    times, parts = [], {}
+    for seed in seeds:
+        t = time.perf_counter()
+        res = renderer.render(sample_scene(seed, size, size))
+        times.append(time.perf_counter() - t)
+        for k, v in res.timings.items():
+            parts.setdefault(k, []).append(v)
+    renderer.close()
+    return statistics.mean(times), {k: statistics.mean(v) for k, v in parts.items()}
+
+
+def job(size: int, n: int, workers: int) -> dict:
+    from pipelines.render_job import RenderJobConfig, run_render
+
+    with tempfile.TemporaryDirectory() as out:
+        cfg = RenderJobConfig(out=out, n_scenes=n, scenes_per_shard=max(n // (2 * workers), 1), width=size, height=size,
+                              workers=workers, render={"rgb": False})
+        # warm the actors' imports outside the timed run: one tiny job first
+        warm = RenderJobConfig(out=str(Path(out) / "warm"), n_scenes=workers, scenes_per_shard=1, width=16, height=16,
+                               workers=workers, render={"rgb": False})
+        run_render(warm, progress=False)
+        return run_render(cfg, progress=False)
+
+
+def fresh_processes(size: int, seeds: list[int]) -> float:
+    root = str(Path(__file__).resolve().parents[1])
+    t = time.perf_counter()
+    for seed in seeds:
+        subprocess.run([sys.executable, "-c", ONE_SCENE.format(root=root, seed=seed, size=size)], check=True,
+                       capture_output=True)
+    return (time.perf_counter() - t) / len(seeds)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--scenes", type=int, default=6)
+    ap.add_argument("--quick", action="store_true", help="128 px, 4 scenes")
+    args = ap.parse_args()
+    size, n = (128, 4) if args.quick else (args.size, args.scenes)
+    seeds = [scene_seed(2026, i) for i in range(n)]
+
+    gt_s, gt_parts = per_scene(size, seeds, RenderSettings(rgb=False))
+    rgb_s, rgb_parts = per_scene(size, seeds, RenderSettings())
+    fresh_s = fresh_processes(size, seeds[: max(2, n // 2)])
+
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    one = job(size, 2 * n, workers=1)
+    two = job(size, 2 * n, workers=2)
+    ray.shutdown()
+
+    print(f"Render benchmark at {size}x{size}, {n} scenes per measurement (seeds from 2026)")
+    print(f"{'measure':<52}{'value':>12}")
+    print(f"{'ground truth only, s/scene (warm process)':<52}{gt_s:>12.3f}")
+    for k, v in gt_parts.items():
+        print(f"{'  ' + k:<52}{v:>12.3f}")
+    d = RenderSettings()
+    print(f"{f'RGB + GT, default preset ({d.samples} spp, denoise {d.denoise}), s/scene':<52}{rgb_s:>12.3f}")
+    for k, v in rgb_parts.items():
+        print(f"{'  ' + k:<52}{v:>12.3f}")
+    for label, s in (("job, 1 worker", one), ("job, 2 workers", two)):
+        ratio = s["wall_s"] * s["workers"] / s["cycles_s"]
+        print(f"{label + ': wall s / overhead ratio (wall*workers/cycles)':<52}{s['wall_s']:>7.2f} / {ratio:.2f}")
+    scaling = one["wall_s"] / two["wall_s"]
+    print(f"{'scaling 1 -> 2 workers (throughput ratio)':<52}{scaling:>12.2f}")
+    print(f"{'fresh process per scene, s/scene':<52}{fresh_s:>12.3f}")
+    print(f"{'speed-up of warm workers over fresh processes':<52}{fresh_s / gt_s:>12.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""`vistune render`: an actor pool of Blender workers renders seeded scenes into raw shards.
+
+One shard = `scenes_per_shard` consecutive scene indices = one Ray task. Each actor keeps
+bpy loaded across shards. Shards are written atomically (encode/shards.py); complete shards
+are skipped on rerun. A worker killed mid-shard is restarted by Ray and the shard redone from
+scratch, so the output never holds partial or duplicate samples.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from encode.shards import ShardPaths, ShardWriter
+from render.sampling import FAMILIES, scene_seed
+from render.settings import RenderSettings
+
+MAX_SHARD_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class RenderJobConfig:
+    out: str
+    n_scenes: int
+    scenes_per_shard: int = 2
+    seed: int = 0
+    width: int = 256
+    height: int = 256
+    families: tuple[str, ...] = FAMILIES
+    workers: int = 0
+    prefix: str = "render"
+    render: dict = field(default_factory=dict)  # RenderSettings fields
+
+    def __post_init__(self) -> None:
+        if self.n_scenes < 1:
+            raise ValueError(f"n_scenes must be >= 1, got {self.n_scenes}")
+        if self.scenes_per_shard < 1:
+            raise ValueError(f"scenes_per_shard must be >= 1, got {self.scenes_per_shard}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if not 8 <= self.width <= 8192 or not 8 <= self.height <= 8192:
+            raise ValueError(f"width and height must be in [8, 8192], got {self.width}x{self.height}")
+        unknown = sorted(set(self.families) - set(FAMILIES))
+        if unknown or not self.families:
+            raise ValueError(f"families must be a non-empty subset of {list(FAMILIES)}, got {list(self.families)}")
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.n_scenes // self.scenes_per_shard)
+
+    def shard_scenes(self, shard: int) -> range:
+        return range(shard * self.scenes_per_shard, min((shard + 1) * self.scenes_per_shard, self.n_scenes))
+
+    def paths(self, shard: int) -> ShardPaths:
+        return ShardPaths.of(self.out, self.prefix, shard)
+
+
+def scene_key(index: int) -> str:
+    return f"scene{index:09d}"
+
+
+class RenderWorker:
+    """Holds one BlenderRenderer (bpy stays loaded); renders whole shards."""
+
+    def __init__(self, settings: dict) -> None:
+        from render.blender import BlenderRenderer
+
+        self.settings = RenderSettings(**settings)
+        self.renderer = BlenderRenderer(self.settings)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def render_shard(self, cfg: RenderJobConfig, shard: int) -> dict:
+        from render import raw
+        from render.blender.renderer import settings_dict
+        from render.sampling import sample_scene
+
+        paths = cfg.paths(shard)
+        if paths.complete():
+            return {"shard": shard, "skipped": True, "scenes": len(cfg.shard_scenes(shard))}
+        t0 = time.perf_counter()
+        cycles_s = 0.0
+        paths.remove_stale_temps()  # left by a worker killed mid-shard; this shard is redone whole
+        with ShardWriter(paths) as writer:
+            for index in cfg.shard_scenes(shard):
+                seed = scene_seed(cfg.seed, index)
+                spec = sample_scene(seed, cfg.width, cfg.height, families=cfg.families)
+                result = self.renderer.render(spec)
+                cycles_s += result.timings.get("gt_render_s", 0.0) + result.timings.get("rgb_render_s", 0.0)
+                meta = {"seed": seed, "index": index, "spec": spec.to_dict(), "K": result.K.tolist(),
+                        "world_to_camera": result.world_to_camera.tolist(), "class_table": spec.class_table(),
+                        "renderer": settings_dict(self.settings), "timings": result.timings}
+                files = raw.to_files(result.depth, result.normals, result.instance, result.semantic, meta, result.rgb)
+                writer.add(scene_key(index), files, {
+                    "scene_index": index, "seed": seed, "family": spec.family, "n_objects": len(spec.objects),
+                    "width": cfg.width, "height": cfg.height, "focal_mm": spec.camera.focal_mm_35(),
+                    **{k: float(v) for k, v in result.timings.items()},
+                })
+            n = writer.commit()
+        return {"shard": shard, "skipped": False, "scenes": n, "wall_s": time.perf_counter() - t0, "cycles_s": cycles_s,
+                "pid": os.getpid()}
+
+
+def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
+    """Render every missing shard of `cfg` with an actor pool on the current Ray session."""
+    import ray
+
+    todo = [s for s in range(cfg.n_shards) if not cfg.paths(s).complete()]
+    done_scenes = cfg.n_scenes - sum(len(cfg.shard_scenes(s)) for s in todo)
+    summary = {"shards": cfg.n_shards, "skipped_shards": cfg.n_shards - len(todo), "rendered_shards": 0,
+               "scenes": cfg.n_scenes, "rendered_scenes": 0, "cycles_s": 0.0, "out": cfg.out}
+    t0 = time.perf_counter()
+    if todo:
+        n_workers = min(cfg.workers or max(int(ray.available_resources().get("CPU", 1)), 1), len(todo))
+        actor_cls = ray.remote(num_cpus=1, max_restarts=MAX_SHARD_ATTEMPTS, max_task_retries=MAX_SHARD_ATTEMPTS)(RenderWorker)
+        actors = [actor_cls.remote(dict(cfg.render)) for _ in range(n_workers)]
+        bar = tqdm(total=cfg.n_scenes, initial=done_scenes, unit="scene", desc="render", disable=not progress)
+        pending: dict = {}
+        queue = list(todo)
+        free = list(actors)
+        try:
+            while queue or pending:
+                while queue and free:
+                    actor = free.pop()
+                    shard = queue.pop(0)
+                    pending[actor.render_shard.remote(cfg, shard)] = (actor, shard)
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                actor, shard = pending.pop(ready[0])
+                try:
+                    stats = ray.get(ready[0])
+                except ray.exceptions.RayError as err:
+                    raise RuntimeError(f"render shard {shard} failed after {MAX_SHARD_ATTEMPTS} attempts: {err}") from err
+                free.append(actor)
+                summary["rendered_shards"] += 0 if stats["skipped"] else 1
+                summary["rendered_scenes"] += 0 if stats["skipped"] else stats["scenes"]
+                summary["cycles_s"] += stats.get("cycles_s", 0.0)
+                bar.update(stats["scenes"])
+        finally:
+            bar.close()
+            for actor in actors:
+                ray.kill(actor)
+        summary["workers"] = n_workers
+    summary["wall_s"] = time.perf_counter() - t0
+    return summary
+
+
+def config_from_dict(d: dict) -> RenderJobConfig:
+    fields_ = {k: v for k, v in d.items() if k != "ray"}
+    fields_["families"] = tuple(fields_.get("families", FAMILIES))
+    RenderSettings(**fields_.get("render", {}))  # validate early, with a named error
+    return RenderJobConfig(**fields_)
+
+
+def describe(summary: dict) -> str:
+    return (f"render: {summary['rendered_scenes']} scenes rendered in {summary['rendered_shards']} shards, "
+            f"{summary['skipped_shards']} shards already complete, {summary['wall_s']:.1f} s -> {summary['out']}")
+
