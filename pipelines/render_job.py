@@ -83,7 +83,7 @@ class RenderWorker:
         if paths.complete():
             return {"shard": shard, "skipped": True, "scenes": len(cfg.shard_scenes(shard))}
         t0 = time.perf_counter()
-        cycles_s = 0.0
+        cycles_s = encode_s = 0.0
         paths.remove_stale_temps()  # left by a worker killed mid-shard; this shard is redone whole
         with ShardWriter(paths) as writer:
             for index in cfg.shard_scenes(shard):
@@ -94,7 +94,9 @@ class RenderWorker:
                 meta = {"seed": seed, "index": index, "spec": spec.to_dict(), "K": result.K.tolist(),
                         "world_to_camera": result.world_to_camera.tolist(), "class_table": spec.class_table(),
                         "renderer": settings_dict(self.settings), "timings": result.timings}
+                t_encode = time.perf_counter()
                 files = raw.to_files(result.depth, result.normals, result.instance, result.semantic, meta, result.rgb)
+                encode_s += time.perf_counter() - t_encode
                 writer.add(scene_key(index), files, {
                     "scene_index": index, "seed": seed, "family": spec.family, "n_objects": len(spec.objects),
                     "width": cfg.width, "height": cfg.height, "focal_mm": spec.camera.focal_mm_35(),
@@ -102,7 +104,7 @@ class RenderWorker:
                 })
             n = writer.commit()
         return {"shard": shard, "skipped": False, "scenes": n, "wall_s": time.perf_counter() - t0, "cycles_s": cycles_s,
-                "pid": os.getpid()}
+                "encode_s": encode_s, "pid": os.getpid()}
 
 
 def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
@@ -112,7 +114,8 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
     todo = [s for s in range(cfg.n_shards) if not cfg.paths(s).complete()]
     done_scenes = cfg.n_scenes - sum(len(cfg.shard_scenes(s)) for s in todo)
     summary = {"shards": cfg.n_shards, "skipped_shards": cfg.n_shards - len(todo), "rendered_shards": 0,
-               "scenes": cfg.n_scenes, "rendered_scenes": 0, "cycles_s": 0.0, "out": cfg.out}
+               "scenes": cfg.n_scenes, "rendered_scenes": 0, "cycles_s": 0.0, "worker_s": 0.0, "encode_s": 0.0,
+               "out": cfg.out}
     t0 = time.perf_counter()
     if todo:
         n_workers = min(cfg.workers or max(int(ray.available_resources().get("CPU", 1)), 1), len(todo))
@@ -137,7 +140,9 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
                 free.append(actor)
                 summary["rendered_shards"] += 0 if stats["skipped"] else 1
                 summary["rendered_scenes"] += 0 if stats["skipped"] else stats["scenes"]
-                summary["cycles_s"] += stats.get("cycles_s", 0.0)
+                for key in ("cycles_s", "encode_s"):
+                    summary[key] += stats.get(key, 0.0)
+                summary["worker_s"] += stats.get("wall_s", 0.0)
                 bar.update(stats["scenes"])
         finally:
             bar.close()

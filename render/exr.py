@@ -10,6 +10,12 @@ import numpy as np
 import OpenEXR
 
 
+def scratch_dir() -> str | None:
+    """A RAM-backed directory for short-lived files (/dev/shm) when there is one, else the system temp."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
 class ExrError(ValueError):
     """An EXR file that cannot be read or lacks an expected channel."""
 
@@ -21,7 +27,7 @@ def read_channels(path: str | os.PathLike) -> dict[str, np.ndarray]:
             out = {}
             for part in f.parts:
                 for name, channel in part.channels.items():
-                    out[name] = np.array(channel.pixels)
+                    out[name] = np.array(channel.pixels)  # copy: the binding frees its buffer on close
             return out
     except Exception as err:  # OpenEXR raises plain exceptions for corrupt files
         raise ExrError(f"cannot read EXR {path}: {err}") from err
@@ -41,7 +47,7 @@ def write(path: str | os.PathLike, channels: dict[str, np.ndarray], half: bool =
 
 def to_bytes(channels: dict[str, np.ndarray], half: bool = False, tmp_dir: str | None = None) -> bytes:
     """Encode channels as EXR file bytes (the OpenEXR binding writes to paths only)."""
-    fd, tmp = tempfile.mkstemp(suffix=".exr", dir=tmp_dir)
+    fd, tmp = tempfile.mkstemp(suffix=".exr", dir=tmp_dir or scratch_dir())
     os.close(fd)
     try:
         write(tmp, channels, half=half)
@@ -51,7 +57,7 @@ def to_bytes(channels: dict[str, np.ndarray], half: bool = False, tmp_dir: str |
 
 
 def from_bytes(data: bytes, tmp_dir: str | None = None) -> dict[str, np.ndarray]:
-    fd, tmp = tempfile.mkstemp(suffix=".exr", dir=tmp_dir)
+    fd, tmp = tempfile.mkstemp(suffix=".exr", dir=tmp_dir or scratch_dir())
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -18,6 +18,7 @@ smooth, and the normal ground truth matches what the beauty pass shows.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -210,22 +211,18 @@ def triangulate(poly) -> np.ndarray:
     idx = list(range(len(p)))
     tris = []
 
-    def cross(o, a, b):
-        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+    def cross(o, a, b):  # z of (a - o) x (b - o); b may be an (n, 2) array
+        return (a[0] - o[0]) * (b[..., 1] - o[1]) - (a[1] - o[1]) * (b[..., 0] - o[0])
 
-    guard = 0
     while len(idx) > 3:
-        guard += 1
-        if guard > 10 * len(p) ** 2:
-            raise ValueError("triangulate: polygon is not simple")
         for k in range(len(idx)):
             i0, i1, i2 = idx[k - 1], idx[k], idx[(k + 1) % len(idx)]
             a, b, c = p[i0], p[i1], p[i2]
             if cross(a, b, c) <= 1e-14:
                 continue  # reflex or degenerate corner: not an ear
-            others = [q for q in idx if q not in (i0, i1, i2)]
-            if any(cross(a, b, p[q]) >= 0 and cross(b, c, p[q]) >= 0 and cross(c, a, p[q]) >= 0 for q in others):
-                continue
+            rest = p[[q for q in idx if q not in (i0, i1, i2)]]
+            if np.any((cross(a, b, rest) >= 0) & (cross(b, c, rest) >= 0) & (cross(c, a, rest) >= 0)):
+                continue  # another vertex inside the candidate ear
             tris.append((i0, i1, i2))
             idx.pop(k)
             break
@@ -285,6 +282,12 @@ def ring_extrude(outer, inner, z0: float = 0.0, z1: float = 1.0) -> Mesh:
 
 def icosphere(subdivisions: int = 3) -> Mesh:
     """A unit sphere from a subdivided icosahedron (uniform triangles, no poles)."""
+    verts, faces = _icosphere(subdivisions)
+    return Mesh(verts.copy(), faces.copy(), True)
+
+
+@functools.lru_cache(maxsize=8)
+def _icosphere(subdivisions: int) -> tuple[np.ndarray, np.ndarray]:
     t = (1 + 5 ** 0.5) / 2
     v = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t), (0, -1, -t), (0, 1, -t),
          (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]
@@ -309,7 +312,7 @@ def icosphere(subdivisions: int = 3) -> Mesh:
             ab, bc, ca = mid(a, b), mid(b, c), mid(c, a)
             new += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
         faces = new
-    return Mesh(np.asarray(verts), np.asarray(faces, np.int64), True)
+    return np.asarray(verts), np.asarray(faces, np.int64)
 
 
 def displace(mesh: Mesh, seed: int, amount: float, waves: int = 12, min_radius: float = 0.35) -> Mesh:

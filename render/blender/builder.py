@@ -17,6 +17,8 @@ from render.spec import CameraSpec, EnvironmentSpec, LightSpec, MaterialSpec, Ob
 # OpenCV camera axes -> Blender camera axes (Blender cameras look down -z with +y up).
 _CV_TO_BLENDER = np.diag([1.0, -1.0, -1.0])
 
+SEMANTIC_PROPERTY = "vistune_semantic_id"
+
 _LIGHT_TYPES = {"point": "POINT", "sun": "SUN", "area": "AREA", "spot": "SPOT"}
 
 
@@ -53,6 +55,7 @@ def add_object(scene: bpy.types.Scene, spec: ObjectSpec, instance_id: int, seman
     obj.rotation_mode = "XYZ"
     obj.rotation_euler = spec.rotation
     obj.pass_index = instance_id  # -> Object Index pass = instance id
+    obj[SEMANTIC_PROPERTY] = semantic_id  # -> "semantic" AOV of the ground-truth pass
     scene.collection.objects.link(obj)
     return obj
 
@@ -94,8 +97,7 @@ def _mesh_object(spec: ObjectSpec, material: bpy.types.Material, name: str) -> b
     mesh.polygons.add(len(faces))
     mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
     mesh.polygons.foreach_set("use_smooth", np.full(len(faces), mesh_np.smooth, bool))
-    mesh.update()
-    mesh.validate()
+    mesh.update(calc_edges=True)  # shapes are valid meshes by construction (tests/render/test_shapes.py)
     if mesh_np.smooth:  # smooth shading, but creases sharper than the shape's angle stay crisp
         mesh.set_sharp_from_angle(angle=math.radians(mesh_np.sharp_angle))
     mesh.materials.append(material)

@@ -24,11 +24,13 @@ from PIL import Image
 
 from render import camera as cam
 from render import exr
-from render.blender.builder import build_scene, clear_scene
+from render.blender.builder import SEMANTIC_PROPERTY, build_scene, clear_scene
 from render.settings import RenderSettings
 from render.spec import SceneSpec, validate
 
 _BACKGROUND_DEPTH = 1e9  # Blender writes 1e10 where rays escape
+_GT_MATERIAL = "vistune_ground_truth"
+_SEMANTIC_AOV = "semantic"
 
 
 class RenderError(RuntimeError):
@@ -57,7 +59,7 @@ class BlenderRenderer:
         self.scene = bpy.context.scene
         self.scene.render.engine = "CYCLES"
         self._configure_device()
-        self._tmp = tempfile.mkdtemp(prefix="vistune-blender-")
+        self._tmp = tempfile.mkdtemp(prefix="vistune-blender-", dir=exr.scratch_dir())
 
     def close(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
@@ -116,7 +118,12 @@ class BlenderRenderer:
         scene.world.cycles.sampling_method = "NONE"
         layer = scene.view_layers[0]
         layer.use_pass_z = layer.use_pass_normal = True
-        layer.use_pass_object_index = layer.use_pass_material_index = True
+        layer.use_pass_object_index = True
+        layer.use_pass_combined = False  # nothing is shaded: keep it out of the EXR
+        # Every surface gets a shader-free material that only writes the semantic id AOV: no
+        # BSDF, texture or light evaluation (the ground truth needs none), 3-5x faster at 512 px.
+        # The Normal pass then holds the interpolated shading normal.
+        layer.material_override = self._gt_material()
         settings = scene.render.image_settings
         settings.media_type = "MULTI_LAYER_IMAGE"  # Blender 5.0: set the media type before the format
         settings.file_format = "OPEN_EXR_MULTILAYER"
@@ -141,7 +148,9 @@ class BlenderRenderer:
         scene.world.cycles.sample_map_resolution = s.world_map_resolution
         layer = scene.view_layers[0]
         layer.use_pass_z = layer.use_pass_normal = False
-        layer.use_pass_object_index = layer.use_pass_material_index = False
+        layer.use_pass_object_index = False
+        layer.use_pass_combined = True
+        layer.material_override = None
         scene.view_settings.view_transform = s.view_transform
         settings = scene.render.image_settings
         settings.media_type = "IMAGE"
@@ -152,6 +161,31 @@ class BlenderRenderer:
         timings["rgb_render_s"] = self._render_to(path)
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
+
+    def _gt_material(self) -> bpy.types.Material:
+        mat = bpy.data.materials.get(_GT_MATERIAL)
+        if mat is not None:
+            return mat
+        mat = bpy.data.materials.new(_GT_MATERIAL)
+        mat.use_fake_user = True  # survives clear_scene
+        nodes, links = mat.node_tree.nodes, mat.node_tree.links
+        nodes.clear()
+        emission = nodes.new("ShaderNodeEmission")
+        # Not black: Cycles folds a zero emission away, and a material without a surface
+        # closure is transparent (like a volume-only one): every ray would pass through.
+        emission.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
+        links.new(emission.outputs["Emission"], nodes.new("ShaderNodeOutputMaterial").inputs["Surface"])
+        attr = nodes.new("ShaderNodeAttribute")
+        attr.attribute_type = "OBJECT"
+        attr.attribute_name = SEMANTIC_PROPERTY
+        aov = nodes.new("ShaderNodeOutputAOV")
+        aov.aov_name = _SEMANTIC_AOV
+        links.new(attr.outputs["Fac"], aov.inputs["Value"])
+        layer = self.scene.view_layers[0]
+        if _SEMANTIC_AOV not in layer.aovs:
+            entry = layer.aovs.add()
+            entry.name, entry.type = _SEMANTIC_AOV, "VALUE"
+        return mat
 
     def _render_to(self, path: str) -> float:
         self.scene.render.filepath = path
@@ -174,10 +208,10 @@ class BlenderRenderer:
         depth = get("Depth.Z").astype(np.float32)
         hit = depth < _BACKGROUND_DEPTH
         depth[~hit] = np.inf
-        n_world = np.stack([get("Normal.X"), get("Normal.Y"), get("Normal.Z")], axis=-1).astype(np.float64)
+        n_world = np.stack([get("Normal.X"), get("Normal.Y"), get("Normal.Z")], axis=-1)
         normals = camera_normals(n_world, ext, K, hit)
         instance = np.rint(get("Object Index.X")).astype(np.uint16)
-        semantic = np.rint(get("Material Index.X")).astype(np.uint16)
+        semantic = np.rint(get(f"{_SEMANTIC_AOV}.X")).astype(np.uint16)
         instance[~hit] = 0
         semantic[~hit] = 0
         return RenderResult(depth, normals, instance, semantic, K, ext)
@@ -198,15 +232,22 @@ def _quiet_stdout() -> Iterator[None]:
 
 
 def camera_normals(n_world: np.ndarray, world_to_camera: np.ndarray, K: np.ndarray, hit: np.ndarray) -> np.ndarray:
-    """World-space normals -> unit OpenCV camera-frame normals facing the camera; NaN where no hit."""
-    n = n_world @ world_to_camera[:3, :3].T
-    norm = np.linalg.norm(n, axis=-1)
+    """World-space normals -> unit OpenCV camera-frame normals facing the camera; NaN where no hit.
+
+    float32 and broadcast pixel rays (no (H, W, 3) ray array): ~5 ms at 512^2.
+    """
+    h, w = hit.shape
+    R = np.asarray(world_to_camera[:3, :3], np.float64)
+    src = [np.asarray(n_world[..., k], np.float32) for k in range(3)]
+    n = [R[i, 0] * src[0] + R[i, 1] * src[1] + R[i, 2] * src[2] for i in range(3)]  # per channel: no (3, 3) matmul loop
+    norm = np.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
     valid = hit & (norm > 1e-6)
-    n = np.where(valid[..., None], n / np.where(valid, norm, 1.0)[..., None], np.nan)
-    rays = cam.pixel_rays(K, *hit.shape)
-    away = np.einsum("hwk,hwk->hw", n, rays) > 0
-    n[away] *= -1
-    return n.astype(np.float32)
+    # Ray through each pixel center: K^-1 (u + 0.5, v + 0.5, 1) (square pixels, no skew).
+    ray_x = ((np.arange(w, dtype=np.float32) + 0.5 - K[0, 2]) / K[0, 0])[None, :]
+    ray_y = ((np.arange(h, dtype=np.float32) + 0.5 - K[1, 2]) / K[1, 1])[:, None]
+    away = n[0] * ray_x + n[1] * ray_y + n[2] > 0
+    scale = np.where(valid, np.where(away, -1.0, 1.0) / np.where(valid, norm, 1.0), np.nan).astype(np.float32)
+    return np.stack([c * scale for c in n], axis=-1)
 
 
 def settings_dict(settings: RenderSettings) -> dict[str, Any]:
