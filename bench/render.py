@@ -74,7 +74,7 @@ def job(size: int, n: int, workers: int) -> dict:
     from pipelines.render_job import RenderJobConfig, run_render
 
     with tempfile.TemporaryDirectory() as out:
-        cfg = RenderJobConfig(out=out, n_scenes=n, scenes_per_shard=2, width=size, height=size,
+        cfg = RenderJobConfig(out=out, n_scenes=n, scenes_per_shard=4, width=size, height=size,
                               workers=workers, render={"rgb": False})
         # warm the actors' imports outside the timed run: one tiny job first
         warm = RenderJobConfig(out=str(Path(out) / "warm"), n_scenes=workers, scenes_per_shard=1, width=16, height=16,
@@ -124,7 +124,7 @@ def main() -> None:
     two = job(size, 8 * n, workers=2)
     ray.shutdown()
 
-    print(f"Render benchmark at {size}x{size} (seeds from 2026); jobs render {8 * n} scenes, 2 per shard")
+    print(f"Render benchmark at {size}x{size} (seeds from 2026); jobs render {8 * n} scenes, 4 per shard")
     print(f"{'measure':<60}{'value':>14}")
     row = lambda label, value: print(f"{label:<60}{value:>14}")  # noqa: E731
     row("ground truth only, s/scene (warm process)", f"{gt_s:.3f}")

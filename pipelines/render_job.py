@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
@@ -75,36 +76,46 @@ class RenderWorker:
         return os.getpid()
 
     def render_shard(self, cfg: RenderJobConfig, shard: int) -> dict:
-        from render import raw
-        from render.blender.renderer import settings_dict
+        """Render and write one shard. Encoding and writing scene k (EXR, PNG, tar) run on a
+        helper thread while Cycles renders scene k + 1: free when the worker has a spare core
+        or renders on a GPU, harmless otherwise. Samples are added in scene order."""
         from render.sampling import sample_scene
 
         paths = cfg.paths(shard)
         if paths.complete():
             return {"shard": shard, "skipped": True, "scenes": len(cfg.shard_scenes(shard))}
         t0 = time.perf_counter()
-        cycles_s = encode_s = 0.0
+        cycles_s = 0.0
         paths.remove_stale_temps()  # left by a worker killed mid-shard; this shard is redone whole
-        with ShardWriter(paths) as writer:
+        with ShardWriter(paths) as writer, ThreadPoolExecutor(1, thread_name_prefix="shard-writer") as pool:
+            pending: Future | None = None
             for index in cfg.shard_scenes(shard):
                 seed = scene_seed(cfg.seed, index)
                 spec = sample_scene(seed, cfg.width, cfg.height, families=cfg.families)
                 result = self.renderer.render(spec)
                 cycles_s += result.timings.get("gt_render_s", 0.0) + result.timings.get("rgb_render_s", 0.0)
-                meta = {"seed": seed, "index": index, "spec": spec.to_dict(), "K": result.K.tolist(),
-                        "world_to_camera": result.world_to_camera.tolist(), "class_table": spec.class_table(),
-                        "renderer": settings_dict(self.settings), "timings": result.timings}
-                t_encode = time.perf_counter()
-                files = raw.to_files(result.depth, result.normals, result.instance, result.semantic, meta, result.rgb)
-                encode_s += time.perf_counter() - t_encode
-                writer.add(scene_key(index), files, {
-                    "scene_index": index, "seed": seed, "family": spec.family, "n_objects": len(spec.objects),
-                    "width": cfg.width, "height": cfg.height, "focal_mm": spec.camera.focal_mm_35(),
-                    **{k: float(v) for k, v in result.timings.items()},
-                })
+                if pending is not None:
+                    pending.result()  # in order; re-raises a failed write here
+                pending = pool.submit(self._write_scene, writer, cfg, index, seed, spec, result)
+            if pending is not None:
+                pending.result()
             n = writer.commit()
         return {"shard": shard, "skipped": False, "scenes": n, "wall_s": time.perf_counter() - t0, "cycles_s": cycles_s,
-                "encode_s": encode_s, "pid": os.getpid()}
+                "pid": os.getpid()}
+
+    def _write_scene(self, writer: ShardWriter, cfg: RenderJobConfig, index: int, seed: int, spec, result) -> None:
+        from render import raw
+        from render.blender.renderer import settings_dict
+
+        meta = {"seed": seed, "index": index, "spec": spec.to_dict(), "K": result.K.tolist(),
+                "world_to_camera": result.world_to_camera.tolist(), "class_table": spec.class_table(),
+                "renderer": settings_dict(self.settings), "timings": result.timings}
+        files = raw.to_files(result.depth, result.normals, result.instance, result.semantic, meta, result.rgb)
+        writer.add(scene_key(index), files, {
+            "scene_index": index, "seed": seed, "family": spec.family, "n_objects": len(spec.objects),
+            "width": cfg.width, "height": cfg.height, "focal_mm": spec.camera.focal_mm_35(),
+            **{k: float(v) for k, v in result.timings.items()},
+        })
 
 
 def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
@@ -114,7 +125,7 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
     todo = [s for s in range(cfg.n_shards) if not cfg.paths(s).complete()]
     done_scenes = cfg.n_scenes - sum(len(cfg.shard_scenes(s)) for s in todo)
     summary = {"shards": cfg.n_shards, "skipped_shards": cfg.n_shards - len(todo), "rendered_shards": 0,
-               "scenes": cfg.n_scenes, "rendered_scenes": 0, "cycles_s": 0.0, "worker_s": 0.0, "encode_s": 0.0,
+               "scenes": cfg.n_scenes, "rendered_scenes": 0, "cycles_s": 0.0, "worker_s": 0.0,
                "out": cfg.out}
     t0 = time.perf_counter()
     if todo:
@@ -140,8 +151,7 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
                 free.append(actor)
                 summary["rendered_shards"] += 0 if stats["skipped"] else 1
                 summary["rendered_scenes"] += 0 if stats["skipped"] else stats["scenes"]
-                for key in ("cycles_s", "encode_s"):
-                    summary[key] += stats.get(key, 0.0)
+                summary["cycles_s"] += stats.get("cycles_s", 0.0)
                 summary["worker_s"] += stats.get("wall_s", 0.0)
                 bar.update(stats["scenes"])
         finally:
