@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from encode.shards import ShardPaths, ShardWriter
+from pipelines.affinity import claim_cores
 from render.sampling import FAMILIES, scene_seed
 from render.settings import RenderSettings
 
@@ -32,6 +33,7 @@ class RenderJobConfig:
     height: int = 256
     families: tuple[str, ...] = FAMILIES
     workers: int = 0
+    pin_cores: bool = True  # each worker claims `render.threads` cores of its node and pins itself
     prefix: str = "render"
     render: dict = field(default_factory=dict)  # RenderSettings fields
 
@@ -66,10 +68,13 @@ def scene_key(index: int) -> str:
 class RenderWorker:
     """Holds one BlenderRenderer (bpy stays loaded); renders whole shards."""
 
-    def __init__(self, settings: dict) -> None:
+    def __init__(self, settings: dict, pin_cores: bool = True) -> None:
+        self.settings = RenderSettings(**settings)
+        # Before bpy is imported: Blender sizes its thread pools by the cores it can see.
+        self.cores = claim_cores(self.settings.threads) if pin_cores and self.settings.threads else []
+
         from render.blender import BlenderRenderer
 
-        self.settings = RenderSettings(**settings)
         self.renderer = BlenderRenderer(self.settings)
 
     def pid(self) -> int:
@@ -131,7 +136,7 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
     if todo:
         n_workers = min(cfg.workers or max(int(ray.available_resources().get("CPU", 1)), 1), len(todo))
         actor_cls = ray.remote(num_cpus=1, max_restarts=MAX_SHARD_ATTEMPTS, max_task_retries=MAX_SHARD_ATTEMPTS)(RenderWorker)
-        actors = [actor_cls.remote(dict(cfg.render)) for _ in range(n_workers)]
+        actors = [actor_cls.remote(dict(cfg.render), cfg.pin_cores) for _ in range(n_workers)]
         bar = tqdm(total=cfg.n_scenes, initial=done_scenes, unit="scene", desc="render", disable=not progress)
         pending: dict = {}
         queue = list(todo)
