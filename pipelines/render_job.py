@@ -8,6 +8,7 @@ scratch, so the output never holds partial or duplicate samples.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -89,7 +90,7 @@ class RenderWorker:
         paths = cfg.paths(shard)
         if paths.complete():
             return {"shard": shard, "skipped": True, "scenes": len(cfg.shard_scenes(shard))}
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), time.time()
         cycles_s = 0.0
         paths.remove_stale_temps()  # left by a worker killed mid-shard; this shard is redone whole
         with ShardWriter(paths) as writer, ThreadPoolExecutor(1, thread_name_prefix="shard-writer") as pool:
@@ -106,7 +107,7 @@ class RenderWorker:
                 pending.result()
             n = writer.commit()
         return {"shard": shard, "skipped": False, "scenes": n, "wall_s": time.perf_counter() - t0, "cycles_s": cycles_s,
-                "pid": os.getpid()}
+                "pid": os.getpid(), "started": started, "ended": time.time()}
 
     def _write_scene(self, writer: ShardWriter, cfg: RenderJobConfig, index: int, seed: int, spec, result) -> None:
         from render import raw
@@ -132,7 +133,8 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
     summary = {"shards": cfg.n_shards, "skipped_shards": cfg.n_shards - len(todo), "rendered_shards": 0,
                "scenes": cfg.n_scenes, "rendered_scenes": 0, "cycles_s": 0.0, "worker_s": 0.0,
                "out": cfg.out}
-    t0 = time.perf_counter()
+    t0, t0_epoch = time.perf_counter(), time.time()
+    first_start: dict[int, float] = {}  # worker pid -> first shard start (epoch s)
     if todo:
         n_workers = min(cfg.workers or max(int(ray.available_resources().get("CPU", 1)), 1), len(todo))
         actor_cls = ray.remote(num_cpus=1, max_restarts=MAX_SHARD_ATTEMPTS, max_task_retries=MAX_SHARD_ATTEMPTS)(RenderWorker)
@@ -158,6 +160,8 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
                 summary["rendered_scenes"] += 0 if stats["skipped"] else stats["scenes"]
                 summary["cycles_s"] += stats.get("cycles_s", 0.0)
                 summary["worker_s"] += stats.get("wall_s", 0.0)
+                if "started" in stats:
+                    first_start[stats["pid"]] = min(first_start.get(stats["pid"], math.inf), stats["started"])
                 bar.update(stats["scenes"])
         finally:
             bar.close()
@@ -165,6 +169,8 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
                 ray.kill(actor)
         summary["workers"] = n_workers
     summary["wall_s"] = time.perf_counter() - t0
+    # Actor start-up: from job start to each worker's first shard (bpy import, scene setup).
+    summary["startup_s"] = sum(t - t0_epoch for t in first_start.values()) / max(len(first_start), 1)
     return summary
 
 
