@@ -19,12 +19,13 @@ import os
 import tempfile
 from typing import IO
 
+from render.exr import scratch_dir
+
 _held: list[IO] = []  # open lock files: a claim lasts as long as this process
 
 
 def lock_dir() -> str:
-    shm = "/dev/shm"
-    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
+    base = scratch_dir() or tempfile.gettempdir()
     path = os.path.join(base, f"vistune-cores-{os.getuid()}")
     os.makedirs(path, exist_ok=True)
     return path

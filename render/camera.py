@@ -46,14 +46,24 @@ def camera_center(world_to_camera: np.ndarray) -> np.ndarray:
     return -rot.T @ t
 
 
+def pixel_ray_axes(K: np.ndarray, height: int, width: int, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """The x (1, W) and y (H, 1) components of the z = 1 rays through pixel centers.
+
+    Broadcast them instead of building the (H, W, 3) array of `pixel_rays` in hot paths
+    (square pixels, no skew, as every K here has).
+    """
+    x = ((np.arange(width, dtype=dtype) + 0.5 - K[0, 2]) / K[0, 0])[None, :]
+    y = ((np.arange(height, dtype=dtype) + 0.5 - K[1, 2]) / K[1, 1])[:, None]
+    return x, y
+
+
 def pixel_rays(K: np.ndarray, height: int, width: int) -> np.ndarray:
     """(H, W, 3) camera-frame ray directions through pixel centers, scaled so that z = 1.
 
     With z = 1, the ray parameter of a hit *is* its planar depth.
     """
-    j, i = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
-    pix = np.stack([j, i, np.ones_like(i)], axis=-1)
-    return pix @ np.linalg.inv(K).T
+    x, y = pixel_ray_axes(K, height, width)
+    return np.stack(np.broadcast_arrays(x, y, np.ones((height, width))), axis=-1)
 
 
 def z_to_distance(z: np.ndarray, K: np.ndarray) -> np.ndarray:

@@ -46,7 +46,6 @@ def build_scene(scene: bpy.types.Scene, spec: SceneSpec) -> None:
 
 def add_object(scene: bpy.types.Scene, spec: ObjectSpec, instance_id: int, semantic_id: int) -> bpy.types.Object:
     material = make_material(spec.material, f"mat{instance_id}")
-    material.pass_index = semantic_id  # -> Material Index pass = semantic id (one material per object)
     if spec.shape == "sphere" and max(spec.size) - min(spec.size) <= 1e-9 * max(spec.size):
         obj = _exact_sphere(spec.size[0] / 2, material, f"obj{instance_id}")
     else:

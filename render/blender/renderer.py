@@ -242,9 +242,7 @@ def camera_normals(n_world: np.ndarray, world_to_camera: np.ndarray, K: np.ndarr
     n = [R[i, 0] * src[0] + R[i, 1] * src[1] + R[i, 2] * src[2] for i in range(3)]  # per channel: no (3, 3) matmul loop
     norm = np.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
     valid = hit & (norm > 1e-6)
-    # Ray through each pixel center: K^-1 (u + 0.5, v + 0.5, 1) (square pixels, no skew).
-    ray_x = ((np.arange(w, dtype=np.float32) + 0.5 - K[0, 2]) / K[0, 0])[None, :]
-    ray_y = ((np.arange(h, dtype=np.float32) + 0.5 - K[1, 2]) / K[1, 1])[:, None]
+    ray_x, ray_y = cam.pixel_ray_axes(K, h, w, np.float32)
     away = n[0] * ray_x + n[1] * ray_y + n[2] > 0
     scale = np.where(valid, np.where(away, -1.0, 1.0) / np.where(valid, norm, 1.0), np.nan).astype(np.float32)
     return np.stack([c * scale for c in n], axis=-1)
