@@ -46,6 +46,31 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "Draw a mask of {expression} in {color}, everything else black.",
         "Highlight {expression} in {color}; the rest of the image is black.",
     ),
+    "t2i": (
+        "{caption}",
+        "Generate an image: {caption}",
+        "Create a picture of {caption}",
+    ),
+    "edit": (
+        "{instruction}",
+        "Edit this image: {instruction}",
+        "Change the picture as follows: {instruction}",
+    ),
+    "denoise": (
+        "Remove the noise from this photo.",
+        "Denoise this image and keep every detail.",
+        "Restore this noisy picture to a clean one.",
+    ),
+    "lowlight": (
+        "Brighten this underexposed photo and remove its noise.",
+        "Enhance this low-light image to a normal exposure.",
+        "This photo was taken in the dark: restore it to good lighting.",
+    ),
+    "derain": (
+        "Remove the rain streaks from this image.",
+        "Clean the rain off this photo.",
+        "Derain this picture.",
+    ),
 }
 
 
@@ -64,7 +89,8 @@ def make_prompt(task: str, seed: int, **fields: Any) -> str:
     """A prompt for `task`, the template chosen by `seed`.
 
     Fields per task: depth: `preset` ("default" | "vb"); semantic: `class_names` and `palette`;
-    instance: `target` (default "object"); referring: `expression`, optional `color` (RGB).
+    instance: `target` (default "object"); referring: `expression`, optional `color` (RGB);
+    t2i: `caption`; edit: `instruction`; restoration tasks (denoise, lowlight, derain): none.
     """
     if task not in TEMPLATES:
         raise ValueError(f"make_prompt: unknown task {task!r}; known: {sorted(TEMPLATES)}")
@@ -78,6 +104,16 @@ def make_prompt(task: str, seed: int, **fields: Any) -> str:
         return template.format(classes=class_color_list(fields["class_names"], fields["palette"]))
     if task == "instance":
         return template.format(target=fields.get("target", "object"))
+    if task == "t2i":
+        caption = str(fields.get("caption") or "").strip()
+        if not caption:
+            raise ValueError("make_prompt: the t2i task needs a non-empty `caption`")
+        return template.format(caption=caption.rstrip("."))
+    if task == "edit":
+        instruction = str(fields.get("instruction") or "").strip()
+        if not instruction:
+            raise ValueError("make_prompt: the edit task needs a non-empty `instruction`")
+        return template.format(instruction=instruction)
     if task == "referring":
         if not fields.get("expression"):
             raise ValueError("make_prompt: the referring task needs a non-empty `expression`")

@@ -58,8 +58,9 @@ class ShardWriter:
     Use as a context manager: leaving the block with an exception removes the temp files.
     """
 
-    def __init__(self, paths: ShardPaths) -> None:
+    def __init__(self, paths: ShardPaths, schema: pa.Schema | None = None) -> None:
         self.paths = paths
+        self.schema = schema  # fixed Parquet schema (manifests); None: inferred from the rows
         paths.tar.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{paths.tar.name}.", suffix=".tmp", dir=paths.tar.parent)
         self._tmp_tar = Path(tmp)
@@ -76,12 +77,17 @@ class ShardWriter:
             self.abort()
 
     def add(self, key: str, files: dict[str, bytes], row: dict[str, Any] | None = None) -> None:
-        """Add one sample: `files` maps extension -> bytes; `row` goes to the Parquet sidecar."""
+        """Add one sample: `files` maps extension -> bytes; `row` goes to the Parquet sidecar.
+
+        The row also records where the sample's members lie in the tar (`tar_offset`, `tar_size`:
+        headers included), so readers can fetch one sample without scanning the shard.
+        """
         if not _KEY.match(key):
             raise ValueError(f"sample key {key!r} must match {_KEY.pattern} (no dots, no slashes)")
         if key in self._keys:
             raise ValueError(f"duplicate sample key {key!r} in shard {self.paths.tar.name}")
         self._keys.add(key)
+        start = self._tar.offset
         for ext, data in files.items():
             if not _EXT.match(ext):
                 raise ValueError(f"extension {ext!r} of sample {key!r} must match {_EXT.pattern}")
@@ -90,7 +96,8 @@ class ShardWriter:
             info.mtime = 0  # reproducible bytes: same samples -> same shard
             info.mode = 0o644
             self._tar.addfile(info, io.BytesIO(data))
-        self._rows.append({"key": key, "shard": self.paths.tar.name, **(row or {})})
+        self._rows.append({"key": key, "shard": self.paths.tar.name, "tar_offset": start,
+                           "tar_size": self._tar.offset - start, **(row or {})})
 
     def commit(self) -> int:
         """Finish the tar, write the Parquet sidecar, rename both (Parquet last). Returns #samples."""
@@ -101,7 +108,7 @@ class ShardWriter:
         fd, tmp_pq = tempfile.mkstemp(prefix=f".{self.paths.parquet.name}.", suffix=".tmp", dir=self.paths.parquet.parent)
         os.close(fd)
         try:
-            pq.write_table(pa.Table.from_pylist(self._rows), tmp_pq)
+            pq.write_table(pa.Table.from_pylist(self._rows, schema=self.schema), tmp_pq)
             os.replace(self._tmp_tar, self.paths.tar)
             os.replace(tmp_pq, self.paths.parquet)
         except BaseException:
@@ -169,6 +176,38 @@ def _check_end_of_archive(tar_path: str | os.PathLike, offset: int) -> None:
         tail = f.read(2 * tarfile.BLOCKSIZE)
     if len(tail) < 2 * tarfile.BLOCKSIZE or any(tail):
         raise ShardError(f"{tar_path}: truncated or corrupt tar (no end-of-archive marker at byte {offset})")
+
+
+def read_sample_at(tar_path: str | os.PathLike, offset: int, size: int, filesystem: Any = None) -> dict[str, Any]:
+    """One sample by its byte range (manifest `tar_offset`, `tar_size`) as a webdataset-style dict.
+
+    Raises ShardError when the range does not hold exactly one complete, safely named sample.
+    """
+    opener = filesystem.open_input_file if filesystem is not None else (lambda p: open(p, "rb"))
+    with opener(str(tar_path)) as f:
+        f.seek(offset)
+        data = f.read(size)
+    if len(data) != size:
+        raise ShardError(f"{tar_path}: truncated (wanted {size} bytes at {offset}, got {len(data)})")
+    sample: dict[str, Any] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data + b"\0" * (2 * tarfile.BLOCKSIZE)), mode="r:") as tar:
+            for member in tar:
+                check_member_name(member.name)
+                if not member.isfile():
+                    raise ShardError(f"{tar_path}: member {member.name!r} is not a regular file")
+                key, ext = split_member(member.name)
+                if sample.setdefault("__key__", key) != key or ext in sample:
+                    raise ShardError(f"{tar_path}@{offset}: byte range holds more than one sample ({member.name!r})")
+                payload = tar.extractfile(member).read()
+                if len(payload) != member.size:
+                    raise ShardError(f"{tar_path}@{offset}: member {member.name!r} is truncated")
+                sample[ext] = payload
+    except (tarfile.TarError, EOFError) as err:
+        raise ShardError(f"{tar_path}@{offset}: corrupt sample ({err})") from err
+    if not sample:
+        raise ShardError(f"{tar_path}@{offset}: no sample in byte range")
+    return sample
 
 
 def read_rows(parquet_path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -1,0 +1,53 @@
+"""A Ray actor pool for shard-shaped work: stateful workers, one shard per call, retried on death.
+
+Stages whose workers hold something expensive (a Blender session, codec lookup tables, a model)
+create `n_workers` actors once and feed them shards; a worker killed mid-shard is restarted by
+Ray and the shard re-run from scratch (shards are written atomically, so nothing partial stays).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+MAX_ATTEMPTS = 4
+
+
+class ShardFailed(RuntimeError):
+    """A shard whose worker kept failing (or raised) after every retry."""
+
+
+def run_pool(worker_cls: type, init_args: tuple, method: str, items: Iterable[Any], n_workers: int,
+             on_result: Callable[[Any, dict], None], num_cpus: float = 1, num_gpus: float = 0,
+             call_args: tuple = ()) -> int:
+    """Run `worker.<method>(*call_args, item)` for every item on a pool of `n_workers` actors.
+
+    `on_result(item, result)` is called on the driver as results arrive (any order). Returns the
+    number of workers used. Raises ShardFailed naming the item when an item fails for good.
+    """
+    import ray
+
+    queue = list(items)
+    if not queue:
+        return 0
+    n_workers = max(1, min(n_workers, len(queue)))
+    remote_cls = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=MAX_ATTEMPTS,
+                            max_task_retries=MAX_ATTEMPTS)(worker_cls)
+    actors = [remote_cls.remote(*init_args) for _ in range(n_workers)]
+    free, pending = list(actors), {}
+    try:
+        while queue or pending:
+            while queue and free:
+                actor, item = free.pop(), queue.pop(0)
+                pending[getattr(actor, method).remote(*call_args, item)] = (actor, item)
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            actor, item = pending.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except ray.exceptions.RayError as err:
+                raise ShardFailed(f"{method} {item!r} failed after {MAX_ATTEMPTS} attempts: {err}") from err
+            free.append(actor)
+            on_result(item, result)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+    return n_workers

@@ -1,0 +1,77 @@
+"""Raw render and annotate shards for encode/mix tests, written by the real shard writer.
+
+Render samples come from the analytic ray caster (render/analytic.py): exact depth, normals and
+instance ids with known K, and a shaded RGB, so encoded targets can be checked against truth
+without Blender. Annotate samples follow the raw label format of DESIGN.md: colored shapes on a
+textured background, their instance/semantic maps, a caption and referring expressions.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from encode.sample import png_bytes
+from encode.shards import ShardPaths, ShardWriter
+from render import analytic, raw
+
+CLASSES = ("wall", "box", "sphere")
+
+
+def render_sample(seed: int, height: int = 48, width: int = 64) -> tuple[dict, analytic.GroundTruth, np.ndarray]:
+    truth, K, ext = analytic.demo_room(height, width, seed=seed)
+    light = np.array([0.3, -0.5, -0.8]) / np.linalg.norm([0.3, -0.5, -0.8])
+    shade = np.clip(-(np.nan_to_num(truth.normals) @ light), 0.1, 1.0)
+    rng = np.random.default_rng(seed)
+    albedo = rng.uniform(0.3, 1.0, (int(truth.instance.max()) + 1, 3))
+    rgb = (albedo[truth.instance] * shade[..., None] * 255).astype(np.uint8)
+    semantic = np.where(truth.instance == 1, 1, np.where(truth.instance > 1, 2, 0)).astype(np.uint16)
+    meta = {"seed": seed, "index": seed, "K": K.tolist(), "world_to_camera": ext.tolist(),
+            "class_table": list(CLASSES), "spec": {"family": "indoor", "objects": [
+                {"semantic_class": "box", "size": [1, 1, 1]}, {"semantic_class": "sphere", "size": [0.5, 0.5, 0.5]}]}}
+    files = raw.to_files(truth.depth, truth.normals, truth.instance, semantic, meta, rgb)
+    return files, truth, K
+
+
+def write_render_shard(out, index: int, seeds, height: int = 48, width: int = 64, prefix: str = "render") -> ShardPaths:
+    paths = ShardPaths.of(out, prefix, index)
+    with ShardWriter(paths) as w:
+        for seed in seeds:
+            files, _, _ = render_sample(seed, height, width)
+            w.add(f"scene{seed:09d}", files, {"seed": seed})
+        w.commit()
+    return paths
+
+
+def annotate_sample(seed: int, height: int = 48, width: int = 64, caption: str | None = "two shapes on a table"):
+    rng = np.random.default_rng(seed)
+    rgb = (rng.uniform(60, 120, (height, width, 3))).astype(np.uint8)
+    instance = np.zeros((height, width), np.uint16)
+    instance[8:30, 4:24] = 1
+    instance[12:40, 36:60] = 2
+    rgb[instance == 1] = (220, 30, 30)
+    rgb[instance == 2] = (30, 30, 220)
+    semantic = np.where(instance > 0, 1, 0).astype(np.uint16)
+    meta = {"raw_format": 1, "kind": "annotate", "seed": seed, "source": {"path": f"/images/{seed}.jpg"},
+            "width": width, "height": height, "class_table": ["unlabeled", "object"],
+            "instances": [{"id": 1, "class": "object", "semantic_id": 1, "score": 0.9},
+                          {"id": 2, "class": "object", "semantic_id": 1, "score": 0.8}],
+            "referring": [{"expression": "the red object", "instance_id": 1, "template": "color"},
+                          {"expression": "the object on the right", "instance_id": 2, "template": "position"}],
+            "caption": caption}
+    files = {"rgb.png": png_bytes(rgb), "instance.png": png_bytes(instance), "semantic.png": png_bytes(semantic),
+             "json": json.dumps(meta).encode()}
+    if caption:
+        files["txt"] = caption.encode()
+    return files, instance, rgb
+
+
+def write_annotate_shard(out, index: int, seeds, prefix: str = "annotate", **kw) -> ShardPaths:
+    paths = ShardPaths.of(out, prefix, index)
+    with ShardWriter(paths) as w:
+        for seed in seeds:
+            files, _, _ = annotate_sample(seed, **kw)
+            w.add(f"img{seed:09d}", files, {"seed": seed})
+        w.commit()
+    return paths
