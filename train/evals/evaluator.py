@@ -1,0 +1,161 @@
+"""The evaluator: batched prediction, decoding, per-task and per-source metrics, reference rows.
+
+    ev = Evaluator(predict_fn, samples, batch_size=8)
+    for name, value in ev.run():           # ("model/depth/all/abs_rel", 0.071), ...
+        ...
+    ev.result.to_json()                    # every number; ev.result.examples feeds the report
+
+`predict_fn(samples: list[TaskSample]) -> list[np.ndarray]` returns one uint8 (H, W, 3) image
+per sample, at any resolution with the truth's aspect ratio (resize.py says how it is brought
+to the truth's size). Every sample is scored three times through the same path: by the model,
+by the codec oracle (its encoded truth) and by a trivial baseline (reference.py).
+
+Bad input never skews an average silently: a prediction that is not an image, has another
+aspect ratio, does not decode, or decodes to no valid pixel is a counted failure of that
+sample (`failed` in every row, reasons in `failures`); a predict_fn that returns the wrong
+number of images, and a sample from the training split, are errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from encode.sample import TaskSample
+from train.evals import depth as depth_m
+from train.evals.failure import EvalFailure
+from train.evals.reference import Baseline, oracle_predict
+from train.evals.scoring import SCORED_TASKS, TaskPool, score_sample
+
+PredictFn = Callable[[list[TaskSample]], list[np.ndarray]]
+ALL = "all"  # the source name of the pooled row
+
+
+@dataclass
+class EvalResult:
+    """Everything one evaluation produced. `metrics[predictor][task][source][metric]`."""
+
+    name: str
+    metrics: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
+    histograms: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # predictor -> task -> hist
+    records: list[dict[str, Any]] = field(default_factory=list)    # one per (predictor, sample)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)           # unscored tasks -> count
+    baseline: dict[str, Any] = field(default_factory=dict)
+    protocols: dict[str, str] = field(default_factory=dict)          # source -> depth protocol
+    examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # task -> grid rows (not in JSON)
+    info: dict[str, Any] = field(default_factory=dict)               # checkpoint, step, config (set by callers)
+
+    def flat(self) -> dict[str, float]:
+        return {f"{p}/{t}/{s}/{m}": v for p, tasks in self.metrics.items() for t, srcs in tasks.items()
+                for s, ms in srcs.items() for m, v in ms.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "info": self.info, "metrics": self.metrics, "histograms": self.histograms,
+                "failures": self.failures, "skipped": self.skipped, "baseline": self.baseline,
+                "depth_protocols": self.protocols, "records": self.records}
+
+
+class Evaluator:
+    """Score `predict_fn` on eval samples, with the oracle and baseline reference rows.
+
+    Args:
+        predict_fn: list[TaskSample] -> list of uint8 (H, W, 3) images.
+        samples: eval-split TaskSamples (held-out shards with raw targets).
+        name: the model's name in reports (e.g. the checkpoint file).
+        batch_size: samples per predict_fn call.
+        depth_protocol: protocol for sources that name none (a sample's meta["depth_protocol"] wins).
+        depth_protocols: source -> protocol name, overriding both.
+        baseline: fitted on training data (Baseline.fit); None fits it on `samples` and says so.
+        references: also score the oracle and the baseline (the report always shows them; callers
+            evaluating several checkpoints on the same data compute them once).
+        examples_per_task: samples per task kept (as images) for the report's grid.
+    """
+
+    def __init__(self, predict_fn: PredictFn, samples: Sequence[TaskSample], *, name: str = "model",
+                 batch_size: int = 8, depth_protocol: str = "vistune", depth_protocols: dict[str, str] | None = None,
+                 baseline: Baseline | None = None, references: bool = True, examples_per_task: int = 4) -> None:
+        if batch_size < 1:
+            raise ValueError(f"Evaluator: batch_size must be >= 1, got {batch_size}")
+        self.default_protocol = depth_m.get_protocol(depth_protocol)
+        self.protocols = {src: depth_m.get_protocol(p) for src, p in (depth_protocols or {}).items()}
+        train = [s.key for s in samples if s.split != "eval"]
+        if train:
+            raise ValueError(f"Evaluator: {len(train)} samples are not from the eval split (e.g. {train[0]!r}); "
+                             "scoring training data would report memorization as skill")
+        self.samples = [s for s in samples if s.task in SCORED_TASKS]
+        self.skipped: dict[str, int] = {}
+        for s in samples:
+            if s.task not in SCORED_TASKS:
+                self.skipped[s.task] = self.skipped.get(s.task, 0) + 1
+        self.name = name
+        self.batch_size = batch_size
+        self.examples_per_task = examples_per_task
+        self.predictors: dict[str, PredictFn] = {"model": predict_fn}
+        if references:
+            self.baseline = baseline or Baseline.fit(self.samples, origin="eval set (no training data given)")
+            self.predictors.update({"oracle": oracle_predict, "baseline": self.baseline.predict})
+        else:
+            self.baseline = baseline
+        self.result = EvalResult(name)
+
+    def protocol_for(self, sample: TaskSample) -> depth_m.DepthProtocol:
+        source = sample.meta.get("source", "unknown")
+        if source in self.protocols:
+            return self.protocols[source]
+        if "depth_protocol" in sample.meta:
+            return depth_m.get_protocol(sample.meta["depth_protocol"])
+        return self.default_protocol
+
+    def _predict(self, name: str, fn: PredictFn, batch: list[TaskSample]) -> list[Any]:
+        preds = list(fn(batch))
+        if len(preds) != len(batch):
+            raise ValueError(f"predict function {name!r} returned {len(preds)} images for {len(batch)} samples")
+        return preds
+
+    def run(self) -> Iterator[tuple[str, float]]:
+        """Evaluate everything, then yield (metric name, value) pairs; the full result is `self.result`."""
+        pools: dict[tuple[str, str, str], TaskPool] = {}
+        res = self.result
+        for start in range(0, len(self.samples), self.batch_size):
+            batch = self.samples[start:start + self.batch_size]
+            for pname, fn in self.predictors.items():
+                for sample, pred in zip(batch, self._predict(pname, fn, batch)):
+                    self._score(pname, sample, pred, pools)
+        for (pname, task, source), pool in sorted(pools.items()):
+            res.metrics.setdefault(pname, {}).setdefault(task, {})[source] = pool.metrics()
+            if source == ALL and (hist := pool.histogram()) is not None:
+                res.histograms.setdefault(pname, {})[task] = hist
+        res.skipped = dict(self.skipped)
+        res.protocols = {s.meta.get("source", "unknown"): self.protocol_for(s).name
+                         for s in self.samples if s.task == "depth"}
+        if self.baseline is not None:
+            res.baseline = {"origin": self.baseline.origin, "predicts": self.baseline.describe()}
+        yield from res.flat().items()
+
+    def _score(self, pname: str, sample: TaskSample, pred: Any, pools: dict) -> None:
+        source = sample.meta.get("source", "unknown")
+        targets = [pools.setdefault((pname, sample.task, src), TaskPool(sample.task)) for src in (source, ALL)]
+        record: dict[str, Any] = {"predictor": pname, "key": sample.key, "task": sample.task, "source": source}
+        try:
+            if pred is None:
+                raise EvalFailure("bad_prediction", "the predictor returned no image")
+            score = score_sample(sample, pred, self.protocol_for(sample))
+        except EvalFailure as err:
+            for pool in targets:
+                pool.fail(err.reason)
+            record.update(ok=False, reason=err.reason, message=str(err))
+            self.result.failures.append(record)
+            self.result.records.append(record)
+            return
+        for pool in targets:
+            pool.add(score)
+        record.update(ok=True, **score.metrics)
+        self.result.records.append(record)
+        rows = self.result.examples.setdefault(sample.task, [])
+        if pname == "model" and len(rows) < self.examples_per_task:
+            rows.append({"key": sample.key, "source": source, "input": sample.input, "prediction": pred,
+                         "decoded": score.decoded, "truth": score.truth, "error": score.error_map,
+                         "sample": sample})

@@ -1,0 +1,142 @@
+"""The two reference rows of every table: the codec oracle and a trivial baseline.
+
+- oracle: the ground truth encoded then decoded (the sample's `target.png`, fed through the
+  same decode, resize and scoring as a model's prediction): the floor the encoding alone imposes.
+- baseline: a constant answer fitted on training data (or, when none is given, on the eval set
+  itself, and labeled so): the mean depth, the mean normal, the majority class, one instance
+  covering the image, the whole image as the referred mask, the mean color for text-to-image,
+  and the unedited input for editing. A model that does not beat it has learned nothing usable.
+
+Both are plain predict functions (list[TaskSample] -> list[uint8 image]) so they run through
+exactly the path a model's predictions take.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from encode.sample import TaskSample
+from train.evals.failure import EvalFailure
+from train.evals.scoring import RAW_KEY, codec_of
+
+# Depths beyond this are "far" rather than measured and would dominate a mean (sky is +inf anyway).
+BASELINE_MAX_DEPTH = 200.0
+
+
+def oracle_predict(samples: list[TaskSample]) -> list[np.ndarray]:
+    """The encoded ground truth itself."""
+    return [s.target for s in samples]
+
+
+def _values(sample: TaskSample) -> np.ndarray | None:
+    """Raw truth when the sample has it (eval), else its target decoded (training shards)."""
+    key = RAW_KEY.get(sample.task)
+    if key is None:
+        return None
+    if key in sample.raw:
+        return sample.raw[key]
+    try:
+        return codec_of(sample).decode(sample.target)
+    except (EvalFailure, ValueError):
+        return None
+
+
+@dataclass
+class _Acc:
+    total: np.ndarray | float = 0.0
+    count: float = 0.0
+    classes: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class Baseline:
+    """Constant predictions fitted per (task, source), falling back to the task over all sources."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin  # where the statistics come from, shown in the report
+        self.stats: dict[tuple[str, str], _Acc] = defaultdict(_Acc)
+
+    @classmethod
+    def fit(cls, samples: Iterable[TaskSample], origin: str) -> "Baseline":
+        self = cls(origin)
+        for s in samples:
+            for src in (s.meta.get("source", "unknown"), "*"):
+                self._add(self.stats[(s.task, src)], s)
+        return self
+
+    def _add(self, acc: _Acc, s: TaskSample) -> None:
+        if s.task == "t2i":
+            acc.total = acc.total + s.target.reshape(-1, 3).mean(0)
+            acc.count += 1
+            return
+        v = _values(s)
+        if v is None:
+            return
+        if s.task == "depth":
+            ok = np.isfinite(v) & (v > 0) & (v < BASELINE_MAX_DEPTH)
+            acc.total = acc.total + float(v[ok].sum())
+            acc.count += float(ok.sum())
+        elif s.task == "normals":
+            ok = np.isfinite(v).all(axis=-1)
+            acc.total = acc.total + v[ok].sum(0)
+            acc.count += float(ok.sum())
+        elif s.task == "semantic":
+            ids, counts = np.unique(v[v > 0], return_counts=True)
+            for i, c in zip(ids.tolist(), counts.tolist()):
+                acc.classes[i] += c
+
+    def _acc(self, s: TaskSample) -> _Acc | None:
+        for src in (s.meta.get("source", "unknown"), "*"):
+            acc = self.stats.get((s.task, src))
+            if acc is not None and (acc.count > 0 or acc.classes):
+                return acc
+        return None
+
+    def describe(self) -> dict[str, str]:
+        """Task -> the constant it predicts (over all sources), for the report."""
+        out = {"depth": "mean depth", "normals": "mean normal", "semantic": "majority class",
+               "instance": "one instance covering the image", "referring": "the whole image",
+               "t2i": "mean color", "edit": "the unedited input"}
+        acc = self.stats.get(("depth", "*"))
+        if acc and acc.count:
+            out["depth"] = f"mean depth {acc.total / acc.count:.3f} m"
+        acc = self.stats.get(("semantic", "*"))
+        if acc and acc.classes:
+            out["semantic"] = f"majority class {max(acc.classes, key=acc.classes.get)}"
+        return out
+
+    def predict_one(self, s: TaskSample) -> np.ndarray:
+        h, w = s.target.shape[:2]
+        if s.task == "edit":
+            return s.input if s.input is not None else np.zeros((h, w, 3), np.uint8)
+        acc = self._acc(s)
+        if s.task == "t2i":
+            color = acc.total / acc.count if acc else np.full(3, 127.5)
+            return np.broadcast_to(np.round(color).astype(np.uint8), (h, w, 3)).copy()
+        codec = codec_of(s)
+        if s.task == "depth":
+            value = acc.total / acc.count if acc else 1.0
+            return codec.encode(np.full((h, w), value, np.float32))
+        if s.task == "normals":
+            n = acc.total / np.linalg.norm(acc.total) if acc else np.array([0.0, 0.0, -1.0])
+            return codec.encode(np.broadcast_to(n.astype(np.float32), (h, w, 3)).copy())
+        if s.task == "semantic":
+            cls = max(acc.classes, key=acc.classes.get) if acc else 1
+            return codec.encode(np.full((h, w), cls, np.uint16))
+        if s.task == "instance":
+            return codec.encode(np.ones((h, w), np.uint16))
+        if s.task == "referring":
+            return codec.encode(np.ones((h, w), bool))
+        raise ValueError(f"Baseline: no baseline for task {s.task!r}")
+
+    def predict(self, samples: list[TaskSample]) -> list[np.ndarray]:
+        out = []
+        for s in samples:
+            try:
+                out.append(self.predict_one(s))
+            except EvalFailure:
+                out.append(None)  # e.g. no codec spec: the scorer records the same failure for this sample
+        return out
