@@ -1,0 +1,104 @@
+"""What a labeler returns, and the registry that builds labelers by name.
+
+A labeler turns a batch of RGB images into, per image, a list of `Instance`s (a full-size
+boolean mask, a class name from `labeler.classes`, a score in [0, 1], and optionally a
+stability score) and/or a semantic map. Backends register a factory under a name; building
+one loads its weights once (a Ray worker keeps it for every shard it processes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class Instance:
+    """One object proposal. `mask` is (H, W) bool at the input image's size."""
+
+    mask: np.ndarray
+    class_name: str
+    score: float
+    stability: float | None = None  # IoU of the mask at two thresholds (SAM's definition); None: unknown
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+
+@dataclass
+class LabelResult:
+    """A labeler's answer for one image.
+
+    `semantic` (optional, (H, W) uint16) indexes ["unlabeled", *labeler.classes]; when None the
+    annotator paints the semantic map from the kept instances.
+    """
+
+    instances: list[Instance] = field(default_factory=list)
+    semantic: np.ndarray | None = None
+
+
+@runtime_checkable
+class Labeler(Protocol):
+    """A batch of RGB uint8 (H, W, 3) arrays (sizes may differ) -> one LabelResult per image."""
+
+    name: str
+    version: str
+    classes: list[str]
+
+    @property
+    def weights(self) -> str: ...
+
+    def label(self, images: list[np.ndarray]) -> list[LabelResult]: ...
+
+
+class MissingWeightsError(FileNotFoundError):
+    """Weights are not where the config says; the message says what to install or where to put them."""
+
+
+_REGISTRY: dict[str, Callable[..., Labeler]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., Labeler]], Callable[..., Labeler]]:
+    """Decorator: register a labeler factory under `name` (twice is an error)."""
+
+    def wrap(factory: Callable[..., Labeler]) -> Callable[..., Labeler]:
+        if name in _REGISTRY:
+            raise ValueError(f"labeler {name!r} is already registered")
+        _REGISTRY[name] = factory
+        return factory
+
+    return wrap
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get(name: str, **params: Any) -> Labeler:
+    """Build labeler `name` with `params` (its constructor's keyword arguments)."""
+    try:
+        factory = _REGISTRY[name]
+    except KeyError as err:
+        raise ValueError(f"unknown labeler {name!r}; known: {names()}") from err
+    try:
+        return factory(**params)
+    except TypeError as err:
+        raise ValueError(f"labeler {name!r}: bad parameters {sorted(params)}: {err}") from err
+
+
+def describe(labeler: Labeler) -> dict[str, str]:
+    """The JSON description stored with every sample."""
+    return {"name": labeler.name, "version": str(labeler.version), "weights": labeler.weights}
+
+
+def stability_score(soft: np.ndarray, threshold: float, offset: float) -> float:
+    """IoU of `soft > threshold + offset` and `soft > threshold - offset` (SAM's stability score).
+
+    A mask whose outline moves a lot when the threshold moves a little is a guess, not an object.
+    """
+    high = np.count_nonzero(soft > threshold + offset)
+    low = np.count_nonzero(soft > threshold - offset)
+    return float(high / low) if low else 0.0
