@@ -69,6 +69,7 @@ class MixtureConfig:
     block: int = 1000                      # stratified source-choice block
     on_error: str = "skip"                 # a corrupt sample: skip (counted, logged) | raise
     use_exclusions: bool = True            # honour `vistune mix check drop=true` (<root>/_excluded.parquet)
+    allow_empty: bool = False              # drop sources that match nothing (warned) instead of failing
 
     def __post_init__(self) -> None:
         if not self.roots:
@@ -146,9 +147,14 @@ def build_index(config: MixtureConfig) -> list[_SourceIndex]:
         table = ds.to_table(columns=columns, filter=expr)
         if excluded:
             table = table.filter(pc.invert(pc.is_in(table["source_group"], value_set=_array(excluded))))
+        if table.num_rows == 0 and config.allow_empty:
+            log.warning("mix: source %r matches no %s samples (filter %s); dropped, weights renormalized",
+                        src.name, config.split, src.filter)
+            continue
         if table.num_rows == 0:
             raise MixtureError(f"mixture source {src.name!r} matches no {config.split} samples "
-                               f"(filter {src.filter}) under {list(config.roots)}")
+                               f"(filter {src.filter}) under {list(config.roots)}; "
+                               f"fix the filter or set mixture.allow_empty=true")
         table = table.sort_by([("__filename", "ascending"), ("tar_offset", "ascending")])
         files = table["__filename"].to_pylist()
         shard_paths, starts = [], []
@@ -228,7 +234,11 @@ class MixtureStream:
         self.global_worker = rank * num_workers + worker
         self.n_global = world_size * num_workers
         self._orders = [_EpochOrder(ix, config.seed, config.window) for ix in self.index]
-        self._weights = config.weights
+        weight = {s.name: s.weight for s in config.sources}
+        w = np.array([weight[ix.name] for ix in self.index], dtype=np.float64)
+        if not len(w):
+            raise MixtureError("mixture: every source is empty")
+        self.weights = w / w.sum()
         self.fingerprint = self._fingerprint()
         self.n = 0
         self.counts = [0] * len(self.index)
@@ -262,7 +272,7 @@ class MixtureStream:
 
     def _block(self, b: int) -> np.ndarray:
         if self._block_cache[0] != b:
-            self._block_cache = (b, stratified_block(self._weights, self.config.block,
+            self._block_cache = (b, stratified_block(self.weights, self.config.block,
                                                      _generator(self.config.seed, "block", self.global_worker, b)))
         return self._block_cache[1]
 

@@ -42,10 +42,46 @@ def _run_render(cfg: DictConfig) -> None:
     print(render_job.describe(summary))
 
 
+def _run_encode(cfg: DictConfig) -> None:
+    from pipelines import encode_job
+    from pipelines.ray_runtime import ray_session
+
+    data = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        conf = encode_job.config_from_dict(data)
+    except TypeError as err:
+        raise ConfigError(str(err)) from err
+    with ray_session(cfg.ray.address, cfg.ray.num_cpus):
+        summary = encode_job.run_encode(conf)
+    print(encode_job.describe(summary))
+
+
+def _run_mix(cfg: DictConfig) -> None:
+    from pipelines import mix_job
+
+    data = OmegaConf.to_container(cfg, resolve=True)
+    action = data.get("action", "resolve")
+    if action not in mix_job.ACTIONS:
+        raise ConfigError(f"mix action {action!r}; allowed: {list(mix_job.ACTIONS)}")
+    result = getattr(mix_job, action)(data)
+    print(mix_job.describe(action, result))
+    if action == "check":
+        print(f"report: {data['out']}/check.json")
+
+
+def _run_preview(cfg: DictConfig) -> None:
+    from pipelines import mix_job
+
+    print(f"wrote {mix_job.preview(OmegaConf.to_container(cfg, resolve=True))}")
+
+
 # stage -> (config name, runner, one-line help). Only stages that exist are listed.
 STAGES: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
     "demo": ("demo", _run_demo, "round-trip sample depth/normal maps through the codecs; write a contact sheet"),
     "render": ("render", _run_render, "render seeded procedural Blender scenes into raw shards with Ray"),
+    "encode": ("encode", _run_encode, "raw render/annotate shards -> task shards with Parquet manifests, with Ray"),
+    "mix": ("mix", _run_mix, "mixture over manifests: `mix` resolves, `mix stats` ratios, `mix check` duplicates"),
+    "preview": ("preview", _run_preview, "contact sheets of random task samples (PNG + HTML)"),
 }
 
 
@@ -89,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     stage, rest = argv[0], argv[1:]
+    if stage == "mix" and rest and "=" not in rest[0] and not rest[0].startswith("-"):
+        rest = [f"action={rest[0]}"] + rest[1:]  # `vistune mix stats` == `vistune mix action=stats`
     show_cfg = False
     if "--cfg" in rest:
         i = rest.index("--cfg")

@@ -46,10 +46,16 @@ def write_render_shard(out, index: int, seeds, height: int = 48, width: int = 64
 
 def annotate_sample(seed: int, height: int = 48, width: int = 64, caption: str | None = "two shapes on a table"):
     rng = np.random.default_rng(seed)
-    rgb = (rng.uniform(60, 120, (height, width, 3))).astype(np.uint8)
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    phase = rng.uniform(0, 2 * np.pi, 3)
+    freq = rng.uniform(2, 9, 3)
+    rgb = (90 + 60 * np.sin(freq[None, None] * (xx[..., None] + 0.7 * yy[..., None]) * 3 + phase)).astype(np.uint8)
     instance = np.zeros((height, width), np.uint16)
-    instance[8:30, 4:24] = 1
-    instance[12:40, 36:60] = 2
+    h2, w2 = height // 2, width // 2
+    y0, x0 = rng.integers(0, h2 // 2 + 1), rng.integers(0, w2 // 2 + 1)
+    instance[y0:y0 + h2 // 2 + 4, x0:x0 + w2 // 2 + 4] = 1  # left half
+    y1, x1 = rng.integers(0, h2 + 1), rng.integers(w2 + 2, w2 + w2 // 2 + 2)
+    instance[y1:y1 + h2 // 2 + 4, x1:x1 + w2 // 3 + 2] = 2  # right half
     rgb[instance == 1] = (220, 30, 30)
     rgb[instance == 2] = (30, 30, 220)
     semantic = np.where(instance > 0, 1, 0).astype(np.uint16)
