@@ -141,13 +141,16 @@ def metric_set(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> dict[str,
     return out
 
 
-def depth_image_metrics(pred: np.ndarray, gt: np.ndarray, protocol: DepthProtocol) -> dict[str, float]:
+def depth_image_metrics(pred: np.ndarray, gt: np.ndarray, protocol: DepthProtocol,
+                        valid_gt: np.ndarray | None = None) -> dict[str, float]:
     """Metric and affine-aligned metrics of one image.
 
     Args:
         pred: (H, W) decoded prediction in meters (+inf no hit, NaN invalid), same size as `gt`.
         gt: (H, W) raw truth in meters.
         protocol: the dataset's cap and crop.
+        valid_gt: the truth's valid mask when `gt` is a window of a larger frame (the protocol's crop
+            is defined on the full frame); default `valid_mask(gt, protocol)`.
 
     Returns:
         METRICS, `aligned/<metric>` for the affine-aligned prediction (clipped again after the fit),
@@ -158,7 +161,7 @@ def depth_image_metrics(pred: np.ndarray, gt: np.ndarray, protocol: DepthProtoco
     """
     if pred.shape != gt.shape:
         raise ValueError(f"depth_image_metrics: prediction {pred.shape} and truth {gt.shape} differ in size")
-    valid_gt = valid_mask(gt, protocol)
+    valid_gt = valid_mask(gt, protocol) if valid_gt is None else valid_gt
     if not valid_gt.any():
         raise EvalFailure("no_valid_truth", f"no truth pixel in ({protocol.min_depth}, {protocol.max_depth}) m "
                                             f"inside the {protocol.crop!r} crop")

@@ -27,7 +27,7 @@ from encode.sample import TaskSample
 from train.evals import depth as depth_m
 from train.evals.failure import EvalFailure
 from train.evals.reference import Baseline, oracle_predict
-from train.evals.scoring import SCORED_TASKS, TaskPool, score_sample
+from train.evals.scoring import REGIONS, SCORED_TASKS, TaskPool, center_square, score_sample
 
 PredictFn = Callable[[list[TaskSample]], list[np.ndarray]]
 ALL = "all"  # the source name of the pooled row
@@ -72,13 +72,20 @@ class Evaluator:
         references: also score the oracle and the baseline (the report always shows them; callers
             evaluating several checkpoints on the same data compute them once).
         examples_per_task: samples per task kept (as images) for the report's grid.
+        prediction_region: "full" (predictions depict the whole frame, at any size with its aspect
+            ratio) or "center_square" (they depict its central square, as train.predict makes them:
+            the truth is scored on that window).
     """
 
     def __init__(self, predict_fn: PredictFn, samples: Sequence[TaskSample], *, name: str = "model",
                  batch_size: int = 8, depth_protocol: str = "vistune", depth_protocols: dict[str, str] | None = None,
-                 baseline: Baseline | None = None, references: bool = True, examples_per_task: int = 4) -> None:
+                 baseline: Baseline | None = None, references: bool = True, examples_per_task: int = 4,
+                 prediction_region: str = "full") -> None:
         if batch_size < 1:
             raise ValueError(f"Evaluator: batch_size must be >= 1, got {batch_size}")
+        if prediction_region not in REGIONS:
+            raise ValueError(f"Evaluator: prediction_region must be one of {list(REGIONS)}, got {prediction_region!r}")
+        self.region = prediction_region
         self.default_protocol = depth_m.get_protocol(depth_protocol)
         self.protocols = {src: depth_m.get_protocol(p) for src, p in (depth_protocols or {}).items()}
         train = [s.key for s in samples if s.split != "eval"]
@@ -96,10 +103,17 @@ class Evaluator:
         self.predictors: dict[str, PredictFn] = {"model": predict_fn}
         if references:
             self.baseline = baseline or Baseline.fit(self.samples, origin="eval set (no training data given)")
-            self.predictors.update({"oracle": oracle_predict, "baseline": self.baseline.predict})
+            refs = {"oracle": oracle_predict, "baseline": self.baseline.predict}
+            self.predictors.update({k: self._in_region(fn) for k, fn in refs.items()})
         else:
             self.baseline = baseline
         self.result = EvalResult(name)
+
+    def _in_region(self, fn: PredictFn) -> PredictFn:
+        """References predict the full frame; under "center_square" they answer for its central square."""
+        if self.region == "full":
+            return fn
+        return lambda batch: [None if p is None else p[center_square(p.shape)] for p in fn(batch)]
 
     def protocol_for(self, sample: TaskSample) -> depth_m.DepthProtocol:
         source = sample.meta.get("source", "unknown")
@@ -129,6 +143,7 @@ class Evaluator:
             if source == ALL and (hist := pool.histogram()) is not None:
                 res.histograms.setdefault(pname, {})[task] = hist
         res.skipped = dict(self.skipped)
+        res.info.setdefault("prediction_region", self.region)
         res.protocols = {s.meta.get("source", "unknown"): self.protocol_for(s).name
                          for s in self.samples if s.task == "depth"}
         if self.baseline is not None:
@@ -142,7 +157,7 @@ class Evaluator:
         try:
             if pred is None:
                 raise EvalFailure("bad_prediction", "the predictor returned no image")
-            score = score_sample(sample, pred, self.protocol_for(sample))
+            score = score_sample(sample, pred, self.protocol_for(sample), self.region)
         except EvalFailure as err:
             for pool in targets:
                 pool.fail(err.reason)
@@ -156,6 +171,9 @@ class Evaluator:
         self.result.records.append(record)
         rows = self.result.examples.setdefault(sample.task, [])
         if pname == "model" and len(rows) < self.examples_per_task:
-            rows.append({"key": sample.key, "source": source, "input": sample.input, "prediction": pred,
+            inp = sample.input
+            if inp is not None and self.region == "center_square":
+                inp = inp[center_square(inp.shape)]
+            rows.append({"key": sample.key, "source": source, "input": inp, "prediction": pred,
                          "decoded": score.decoded, "truth": score.truth, "error": score.error_map,
                          "sample": sample})

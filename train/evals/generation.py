@@ -23,6 +23,7 @@ Measures, and why:
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -112,8 +113,13 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     if len(feats_a) < 2 or len(feats_b) < 2:
         return float("nan")
     mu_a, mu_b = feats_a.mean(0), feats_b.mean(0)
-    sa, sb = np.cov(feats_a, rowvar=False), np.cov(feats_b, rowvar=False)
-    covmean = linalg.sqrtm(sa @ sb)
+    # With fewer samples than feature dimensions the covariances are singular; a tiny ridge (as
+    # pytorch-fid adds when sqrtm fails) keeps the square root defined and moves the result by ~1e-6.
+    ridge = 1e-6 * np.eye(feats_a.shape[1])
+    sa, sb = np.cov(feats_a, rowvar=False) + ridge, np.cov(feats_b, rowvar=False) + ridge
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sa @ sb)
     covmean = covmean.real if np.iscomplexobj(covmean) else covmean
     return float(max(np.sum((mu_a - mu_b) ** 2) + np.trace(sa + sb - 2.0 * covmean), 0.0))
 

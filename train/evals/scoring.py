@@ -40,7 +40,7 @@ HEADLINE = {"depth": ("abs_rel", True), "normals": ("mean_deg", True), "semantic
 # Fixed histogram bins so histograms of different models and sources add and compare.
 DEPTH_LOG2_BINS = np.linspace(-2.0, 2.0, 81)     # log2(pred / truth): -2 is 4x too near, +2 4x too far
 NORMAL_DEG_BINS = np.linspace(0.0, 90.0, 91)     # the last bin also holds everything beyond 90 deg
-HIST_SAMPLE = 20000                              # pixels per image kept for a histogram
+REGIONS = ("full", "center_square")
 
 
 @dataclass
@@ -104,16 +104,10 @@ def decode_prediction(sample: TaskSample, pred: np.ndarray, size: tuple[int, int
     return values
 
 
-def _subsample(values: np.ndarray, rng_seed: int = 0) -> np.ndarray:
-    values = values.ravel()
-    if values.size <= HIST_SAMPLE:
-        return values
-    return values[np.random.default_rng(rng_seed).choice(values.size, HIST_SAMPLE, replace=False)]
-
-
-def score_depth(sample: TaskSample, decoded: np.ndarray, truth: np.ndarray, protocol: depth_m.DepthProtocol) -> SampleScore:
-    m = depth_m.depth_image_metrics(decoded, truth, protocol)
-    valid = depth_m.valid_mask(truth, protocol) & ~np.isnan(decoded)
+def score_depth(sample: TaskSample, decoded: np.ndarray, truth: np.ndarray, protocol: depth_m.DepthProtocol,
+                valid_gt: np.ndarray) -> SampleScore:
+    m = depth_m.depth_image_metrics(decoded, truth, protocol, valid_gt)
+    valid = valid_gt & ~np.isnan(decoded)
     clipped = depth_m.clip_prediction(decoded, protocol)
     err = np.full(truth.shape, np.nan)
     err[valid] = np.abs(clipped[valid] - truth[valid]) / truth[valid]
@@ -171,17 +165,34 @@ def score_generation(sample: TaskSample, pred: np.ndarray, truth: np.ndarray) ->
     return SampleScore(m, {"feat_pred": fp, "feat_real": ft}, pred, truth, err)
 
 
-def score_sample(sample: TaskSample, pred: Any, protocol: depth_m.DepthProtocol) -> SampleScore:
-    """Validate, decode, resize and score one prediction. Raises EvalFailure for a per-sample failure."""
+def center_square(shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """The central square window of an (H, W) frame: the part train.data.fit / train.predict show the model."""
+    h, w = shape[:2]
+    m = min(h, w)
+    y0, x0 = (h - m) // 2, (w - m) // 2
+    return slice(y0, y0 + m), slice(x0, x0 + m)
+
+
+def score_sample(sample: TaskSample, pred: Any, protocol: depth_m.DepthProtocol, region: str = "full") -> SampleScore:
+    """Validate, decode, resize and score one prediction. Raises EvalFailure for a per-sample failure.
+
+    `region`: "full" (the prediction depicts the whole frame) or "center_square" (it depicts the
+    central square crop, as train.predict generates it): the truth is cropped to that window,
+    while a depth protocol's crop is still taken on the full frame.
+    """
     if sample.task not in SCORED_TASKS:
         raise ValueError(f"score_sample: task {sample.task!r} is not scored; scored: {list(SCORED_TASKS)}")
-    truth = truth_of(sample)
+    if region not in REGIONS:
+        raise ValueError(f"score_sample: region must be one of {list(REGIONS)}, got {region!r}")
+    full = truth_of(sample)
+    window = center_square(full.shape) if region == "center_square" else (slice(None), slice(None))
+    truth = full[window]
     pred = check_prediction(pred, truth.shape[:2])
     if sample.task in GENERATION_TASKS:
         return score_generation(sample, pred, truth)
     decoded = decode_prediction(sample, pred, truth.shape[:2])
     if sample.task == "depth":
-        return score_depth(sample, decoded, truth, protocol)
+        return score_depth(sample, decoded, truth, protocol, depth_m.valid_mask(full, protocol)[window])
     if sample.task == "normals":
         return score_normals(sample, decoded, truth)
     if sample.task == "semantic":
