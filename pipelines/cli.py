@@ -75,6 +75,18 @@ def _run_preview(cfg: DictConfig) -> None:
     print(f"wrote {mix_job.preview(OmegaConf.to_container(cfg, resolve=True))}")
 
 
+def _run_train(cfg: DictConfig) -> None:
+    from pipelines import train_job
+
+    data = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        job = train_job.config_from_dict(data)
+    except TypeError as err:
+        raise ConfigError(str(err)) from err
+    result = train_job.run_ray(data, job) if job.backend == "ray" else train_job.run_local(job)
+    print(train_job.describe(None if job.backend == "ray" else result, job.train.out))
+
+
 # stage -> (config name, runner, one-line help). Only stages that exist are listed.
 STAGES: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
     "demo": ("demo", _run_demo, "round-trip sample depth/normal maps through the codecs; write a contact sheet"),
@@ -82,6 +94,7 @@ STAGES: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
     "encode": ("encode", _run_encode, "raw render/annotate shards -> task shards with Parquet manifests, with Ray"),
     "mix": ("mix", _run_mix, "mixture over manifests: `mix` resolves, `mix stats` ratios, `mix check` duplicates"),
     "preview": ("preview", _run_preview, "contact sheets of random task samples (PNG + HTML)"),
+    "train": ("train", _run_train, "pre-train or instruction-tune the generator on task shards / the mixture"),
 }
 
 
