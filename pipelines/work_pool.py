@@ -43,6 +43,12 @@ def run_pool(worker_cls: type, init_args: tuple, method: str, items: Iterable[An
             actor, item = pending.pop(ready[0])
             try:
                 result = ray.get(ready[0])
+            except ray.exceptions.RayTaskError as err:
+                # The worker's own exception (a named input error, say): surface it as itself.
+                cause = getattr(err, "cause", None)
+                if isinstance(cause, Exception) and not isinstance(cause, ray.exceptions.RayError):
+                    raise cause from err
+                raise ShardFailed(f"{method} {item!r} failed: {err}") from err
             except ray.exceptions.RayError as err:
                 raise ShardFailed(f"{method} {item!r} failed after {MAX_ATTEMPTS} attempts: {err}") from err
             free.append(actor)
