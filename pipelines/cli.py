@@ -87,6 +87,16 @@ def _run_train(cfg: DictConfig) -> None:
     print(train_job.describe(None if job.backend == "ray" else result, job.train.out))
 
 
+def _run_eval(cfg: DictConfig) -> None:
+    from pipelines import eval_job
+
+    try:
+        conf = eval_job.config_from_dict(OmegaConf.to_container(cfg, resolve=True))
+    except TypeError as err:
+        raise ConfigError(str(err)) from err
+    print(eval_job.describe(eval_job.run_eval(conf)))
+
+
 # stage -> (config name, runner, one-line help). Only stages that exist are listed.
 STAGES: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
     "demo": ("demo", _run_demo, "round-trip sample depth/normal maps through the codecs; write a contact sheet"),
@@ -95,6 +105,7 @@ STAGES: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
     "mix": ("mix", _run_mix, "mixture over manifests: `mix` resolves, `mix stats` ratios, `mix check` duplicates"),
     "preview": ("preview", _run_preview, "contact sheets of random task samples (PNG + HTML)"),
     "train": ("train", _run_train, "pre-train or instruction-tune the generator on task shards / the mixture"),
+    "eval": ("eval", _run_eval, "score checkpoints on held-out shards: decode, metrics, JSON + HTML report"),
 }
 
 
