@@ -4,9 +4,10 @@ Each instance gets `ObjectFacts`: class, a color name voted from its pixels, coa
 (left / center / right, top / middle / bottom), centroid, box and area. A `Query` is a small
 structured description (class plus some of: color, position, a superlative such as
 "leftmost" or "largest", or a relation such as "left of <anchor>"). `resolve(query, facts)`
-returns every instance the query fits, and an expression is emitted only when that list is
-exactly the target: uniqueness holds by construction, and anyone can re-check it with
-`resolve`. Superlatives and relations need a clear margin (`SUPERLATIVE_MARGIN`,
+returns every instance the query fits (relations read loosely: "above" = anywhere higher), and
+an expression is emitted only when that list is exactly the target, which must also fit the
+strict reading ("above" = over it): uniqueness holds by construction, and anyone can re-check
+it with `resolve`. Superlatives and relations need a clear margin (`SUPERLATIVE_MARGIN`,
 `RELATION_MARGIN`); near-ties are not described rather than described wrongly.
 
 Wording comes from several templates per query kind, chosen deterministically from a seed.
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 COLOR_NAMES = ("black", "white", "gray", "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown")
-MIN_COLOR_SHARE = 0.5  # a color is named only when at least this share of the pixels votes for it
+MIN_COLOR_SHARE = 0.5  # a color is named only when more than this share of the pixels votes for it
 SUPERLATIVE_MARGIN = 0.05  # leftmost/topmost: beat the runner-up by 5% of the image side
 SIZE_RATIO = 1.5  # largest/smallest: 1.5x the runner-up's area
 RELATION_MARGIN = 0.02  # left of / above: centroid beyond the anchor's box edge by 2% of the image side
@@ -113,14 +114,14 @@ def pixel_color_names(rgb: np.ndarray) -> np.ndarray:
 
 
 def color_name(pixels: np.ndarray, max_pixels: int = 20000) -> str | None:
-    """The name most of `pixels` (N, 3) vote for, if at least MIN_COLOR_SHARE do; else None."""
+    """The name most of `pixels` (N, 3) vote for, if more than MIN_COLOR_SHARE of them do; else None."""
     if len(pixels) == 0:
         return None
     if len(pixels) > max_pixels:  # a fixed stride keeps this deterministic
         pixels = pixels[:: len(pixels) // max_pixels + 1]
     votes = np.bincount(pixel_color_names(pixels), minlength=len(COLOR_NAMES))
     best = int(votes.argmax())
-    return COLOR_NAMES[best] if votes[best] >= MIN_COLOR_SHARE * len(pixels) else None
+    return COLOR_NAMES[best] if votes[best] > MIN_COLOR_SHARE * len(pixels) else None
 
 
 def object_facts(rgb: np.ndarray, instance_map: np.ndarray, classes: dict[int, str]) -> list[ObjectFacts]:
@@ -145,11 +146,21 @@ def _fits_plain(q: Query, f: ObjectFacts) -> bool:
             and (q.hpos is None or f.hpos == q.hpos) and (q.vpos is None or f.vpos == q.vpos))
 
 
-def _related(rel: str, f: ObjectFacts, a: ObjectFacts) -> bool:
-    """f is `rel` a: f's centroid lies beyond a's box edge by RELATION_MARGIN."""
+def _related(rel: str, f: ObjectFacts, a: ObjectFacts, strict: bool = False) -> bool:
+    """f is `rel` a: f's centroid lies beyond a's box edge by RELATION_MARGIN.
+
+    `strict` also asks for overlap on the other axis ("above" = over it, not just higher up).
+    Expressions use the strict reading to choose what to say, and the loose one (what a reader
+    might also accept) to check that it fits only the target.
+    """
     m = RELATION_MARGIN
-    return {"left_of": f.cx < a.box[0] - m, "right_of": f.cx > a.box[2] + m,
-            "above": f.cy < a.box[1] - m, "below": f.cy > a.box[3] + m}[rel]
+    beyond = {"left_of": f.cx < a.box[0] - m, "right_of": f.cx > a.box[2] + m,
+              "above": f.cy < a.box[1] - m, "below": f.cy > a.box[3] + m}[rel]
+    if not strict or not beyond:
+        return beyond
+    if rel in ("left_of", "right_of"):
+        return a.box[1] <= f.cy <= a.box[3]
+    return a.box[0] <= f.cx <= a.box[2]
 
 
 def _extreme(sup: str, group: list[ObjectFacts]) -> list[ObjectFacts]:
@@ -192,8 +203,9 @@ def candidate_queries(target: ObjectFacts, facts: list[ObjectFacts]) -> dict[str
         out["color"] = [Query(cls, color=target.color)]
         out["color_position"] = [Query(cls, color=target.color, hpos=target.hpos)]
     out["superlative"] = [Query(cls, superlative=s) for s in SUPERLATIVES]
-    anchors = [Query(f.class_name) for f in facts if f.id != target.id and f.class_name != cls]
-    out["relation"] = [Query(cls, relation=r, anchor=a) for a in dict.fromkeys(anchors) for r in RELATIONS]
+    anchors = {f.class_name: f for f in facts if f.class_name != cls}  # only class-unique anchors resolve
+    out["relation"] = [Query(cls, relation=r, anchor=Query(name)) for name, a in anchors.items() for r in RELATIONS
+                       if _related(r, target, a, strict=True)]
     return out
 
 

@@ -189,9 +189,13 @@ def iter_tar(tar_path: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> I
     from webdataset.tariterators import group_by_keys, tar_file_expander, url_opener
 
     problems: list[tuple[str, str]] = []
+    failed = []
 
     def handler(exn: Exception) -> bool:  # webdataset's hook: record and go on with the next member
-        problems.append(("shard_error", f"{type(exn).__name__}: {str(exn.args[0]) if exn.args else exn}"[:300]))
+        # A cut-off tar is reported by the member reader and again by the stream: count it once.
+        if not failed:
+            failed.append(exn)
+            problems.append(("shard_error", f"{type(exn).__name__}: {str(exn.args[0]) if exn.args else exn}"[:300]))
         return True
 
     def select(name: str) -> bool:
