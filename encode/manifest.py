@@ -127,11 +127,13 @@ def filesystem_and_path(uri: str) -> tuple[pafs.FileSystem, str]:
 
 
 def manifest_files(root: str) -> list[str]:
-    """All shard manifests under `root` (recursively), sorted; temp files and stats excluded."""
+    """All shard manifests under `root` (recursively), sorted. Paths with a component starting with
+    '.' (temp files) or '_' (bookkeeping: `_done/`, `_excluded.parquet`) are not manifests."""
     fs, path = filesystem_and_path(root)
     infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+    prefix = len(path.rstrip("/")) + 1
     return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet")
-                  and not i.base_name.startswith("."))
+                  and not any(part[:1] in "._" for part in i.path[prefix:].split("/")))
 
 
 class ManifestError(ValueError):

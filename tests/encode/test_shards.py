@@ -63,3 +63,28 @@ def test_truncated_shard_is_a_clear_error(tmp_path):
     paths.tar.write_bytes(data[: len(data) // 2 + 100])
     with pytest.raises(ShardError, match="truncated or corrupt"):
         list(iter_samples(paths.tar))
+
+
+def test_read_sample_at_by_manifest_offsets_and_rejects_unsafe_names(tmp_path):
+    from encode.shards import read_sample_at
+
+    paths = ShardPaths.of(tmp_path, "s", 0)
+    with ShardWriter(paths) as w:
+        for i in range(3):
+            w.add(f"k{i}", {"txt": f"sample {i}".encode(), "json": b"{}"})
+        w.commit()
+    for row in read_rows(paths.parquet):
+        s = read_sample_at(paths.tar, row["tar_offset"], row["tar_size"])
+        assert s["__key__"] == row["key"] and s["txt"] == f"sample {row['key'][1]}".encode()
+    with pytest.raises(ShardError, match="truncated"):
+        read_sample_at(paths.tar, paths.tar.stat().st_size - 100, 4096)
+    for name in ("/etc/passwd.txt", "../evil.txt"):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+        bad = tmp_path / "bad.tar"
+        bad.write_bytes(buf.getvalue())
+        with pytest.raises(ShardError, match="unsafe"):
+            read_sample_at(bad, 0, 1024)
