@@ -35,6 +35,7 @@ class RenderJobConfig:
     families: tuple[str, ...] = FAMILIES
     workers: int = 0
     pin_cores: bool = True  # each worker claims `render.threads` cores of its node and pins itself
+    edit_fraction: float = 0.0  # share of scenes re-rendered with one object edited (image-editing pairs)
     prefix: str = "render"
     render: dict = field(default_factory=dict)  # RenderSettings fields
 
@@ -45,6 +46,10 @@ class RenderJobConfig:
             raise ValueError(f"scenes_per_shard must be >= 1, got {self.scenes_per_shard}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if not 0.0 <= self.edit_fraction <= 1.0:
+            raise ValueError(f"edit_fraction must be in [0, 1], got {self.edit_fraction}")
+        if self.edit_fraction and not self.render.get("rgb", True):
+            raise ValueError("edit_fraction > 0 needs RGB renders (render.rgb=true): an edit pair is two images")
         if not 8 <= self.width <= 8192 or not 8 <= self.height <= 8192:
             raise ValueError(f"width and height must be in [8, 8192], got {self.width}x{self.height}")
         unknown = sorted(set(self.families) - set(FAMILIES))
@@ -100,23 +105,49 @@ class RenderWorker:
                 spec = sample_scene(seed, cfg.width, cfg.height, families=cfg.families)
                 result = self.renderer.render(spec)
                 cycles_s += result.timings.get("gt_render_s", 0.0) + result.timings.get("rgb_render_s", 0.0)
+                edit = self._edit(cfg, seed, spec, result)
                 if pending is not None:
                     pending.result()  # in order; re-raises a failed write here
-                pending = pool.submit(self._write_scene, writer, cfg, index, seed, spec, result)
+                pending = pool.submit(self._write_scene, writer, cfg, index, seed, spec, result, edit)
             if pending is not None:
                 pending.result()
             n = writer.commit()
         return {"shard": shard, "skipped": False, "scenes": n, "wall_s": time.perf_counter() - t0, "cycles_s": cycles_s,
                 "pid": os.getpid(), "started": started, "ended": time.time()}
 
-    def _write_scene(self, writer: ShardWriter, cfg: RenderJobConfig, index: int, seed: int, spec, result) -> None:
+    def _edit(self, cfg: RenderJobConfig, seed: int, spec, result):
+        """(edited RGB, edit record) for a seeded `edit_fraction` of scenes, else None."""
+        import numpy as np
+
+        from render.edits import edit_spec
+
+        result.timings["edit_render_s"] = 0.0  # every row has the column
+        rng = np.random.default_rng([seed, 0xED17])
+        if not cfg.edit_fraction or rng.random() >= cfg.edit_fraction:
+            return None
+        ids, counts = np.unique(result.instance, return_counts=True)
+        visible = {int(i): c / result.instance.size for i, c in zip(ids, counts) if i}
+        edit = edit_spec(spec, int(rng.integers(2 ** 31)), visible)
+        if edit is None:
+            return None
+        t = time.perf_counter()
+        rgb = self.renderer.render_rgb(edit[0])
+        result.timings["edit_render_s"] = time.perf_counter() - t
+        return rgb, edit[1]
+
+    def _write_scene(self, writer: ShardWriter, cfg: RenderJobConfig, index: int, seed: int, spec, result,
+                     edit=None) -> None:
         from render import raw
         from render.blender.renderer import settings_dict
 
         meta = {"seed": seed, "index": index, "spec": spec.to_dict(), "K": result.K.tolist(),
                 "world_to_camera": result.world_to_camera.tolist(), "class_table": spec.class_table(),
                 "renderer": settings_dict(self.settings), "timings": result.timings}
+        if edit is not None:
+            meta["edit"] = edit[1]
         files = raw.to_files(result.depth, result.normals, result.instance, result.semantic, meta, result.rgb)
+        if edit is not None:
+            files["edit.png"] = raw.png_bytes(edit[0])
         writer.add(scene_key(index), files, {
             "scene_index": index, "seed": seed, "family": spec.family, "n_objects": len(spec.objects),
             "width": cfg.width, "height": cfg.height, "focal_mm": spec.camera.focal_mm_35(),

@@ -103,6 +103,16 @@ class BlenderRenderer:
         result.timings = timings
         return result
 
+    def render_rgb(self, spec: SceneSpec) -> np.ndarray:
+        """The beauty pass alone (e.g. an edited scene whose ground truth is not needed)."""
+        validate(spec)
+        clear_scene(self.scene)
+        build_scene(self.scene, spec)
+        try:
+            return self._beauty({})
+        finally:
+            clear_scene(self.scene)
+
     # ------------------------------------------------------------ passes
 
     def _ground_truth(self, spec: SceneSpec, timings: dict[str, float]) -> RenderResult:

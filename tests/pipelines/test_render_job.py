@@ -1,5 +1,6 @@
 """The render job on a real embedded Ray cluster: shards complete, exactly once, restartable."""
 
+import json
 import os
 import signal
 import threading
@@ -88,3 +89,27 @@ def test_killed_worker_mid_shard_is_redone_exactly_once(ray_local, tmp_path):
     assert _all_keys(tmp_path) == [scene_key(i) for i in range(6)]  # each scene exactly once
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "render-000000.parquet", "render-000000.tar", "render-000001.parquet", "render-000001.tar"]
+
+
+@pytest.mark.slow
+def test_edit_pairs_render_and_encode_into_edit_samples(ray_local, tmp_path):
+    """Real Blender renders with edit re-renders -> `edit.png` + instruction -> encode's edit task."""
+    from pipelines.encode_job import EncodeJobConfig, run_encode
+    from encode.sample import from_sample
+    from encode.tasks import EncodeSettings
+
+    cfg = RenderJobConfig(out=str(tmp_path / "raw"), n_scenes=4, scenes_per_shard=4, width=32, height=24,
+                          edit_fraction=1.0, render={"samples": 1, "denoise": False}, workers=1)
+    run_render(cfg, progress=False)
+    samples = list(wds.WebDataset(str(tmp_path / "raw" / "render-000000.tar"), shardshuffle=False))
+    edited = [s for s in samples if "edit.png" in s]
+    assert edited, "no scene had an unambiguous visible object to edit"
+    for s in edited:
+        meta = json.loads(s["json"])
+        assert meta["edit"]["class"] in meta["edit"]["instruction"] and s["edit.png"] != s["rgb.png"]
+    summary = run_encode(EncodeJobConfig((str(tmp_path / "raw"),), str(tmp_path / "enc"),
+                                         EncodeSettings(size=16, tasks=("edit", "depth")), "raise", 1), progress=False)
+    assert summary["written"]["edit"] == len(edited) and summary["written"]["depth"] == 4
+    ts = from_sample(next(iter(wds.WebDataset(str(tmp_path / "enc" / "edit" / "render-000000.tar"), shardshuffle=False))))
+    assert ts.input is not None and not np.array_equal(ts.input, ts.target)
+    assert ts.meta["edit"]["instruction"] in ts.prompt
