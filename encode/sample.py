@@ -74,15 +74,26 @@ def png_bytes(arr: np.ndarray, compress_level: int = 1) -> bytes:
     return buf.getvalue()
 
 
+MAX_PIXELS = 8192 * 8192  # decompression-bomb limit for shard members (checked before decoding)
+
+
 def read_image(data: bytes, what: str) -> np.ndarray:
-    """PNG/JPEG bytes -> uint8 RGB, or uint16 for 16-bit single-channel PNGs (ids)."""
+    """PNG/JPEG bytes -> uint8 RGB, or uint16 for 16-bit single-channel PNGs (ids).
+
+    Raises SampleError for undecodable data or an image over MAX_PIXELS (checked from the header,
+    before any pixel is decoded).
+    """
     try:
         with Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise SampleError(f"{what}: {im.width}x{im.height} exceeds the {MAX_PIXELS}-pixel limit")
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 return np.asarray(im).astype(np.uint16)
             if im.mode == "L" or im.mode == "1":
                 return np.asarray(im.convert("L"))
             return np.asarray(im.convert("RGB"))
+    except SampleError:
+        raise
     except Exception as err:  # Pillow raises many types for corrupt data
         raise SampleError(f"cannot decode {what}: {err}") from err
 

@@ -36,3 +36,4 @@ def test_bad_input():
         degrade("blur", np.zeros((4, 4, 3), np.uint8), 0)
     with pytest.raises(ValueError, match="uint8"):
         degrade("denoise", np.zeros((4, 4), np.float32), 0)
+

@@ -1,0 +1,42 @@
+"""Task samples <-> shard members."""
+
+import numpy as np
+import pytest
+
+from encode import sample
+from encode.sample import SampleError, TaskSample, from_sample, to_files
+
+
+def test_round_trip_with_raw_targets():
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(0.5, 9, (8, 10)).astype(np.float32)
+    depth[0, 0] = np.inf
+    s = TaskSample("k", "depth", rng.integers(0, 255, (8, 10, 3), dtype=np.uint8), "a prompt", {"split": "eval"},
+                   input=rng.integers(0, 255, (8, 10, 3), dtype=np.uint8),
+                   raw={"depth": depth, "instance": rng.integers(0, 600, (8, 10)).astype(np.uint16),
+                        "mask": rng.random((8, 10)) > 0.5})
+    back = from_sample({"__key__": "k", **to_files(s)})
+    assert np.array_equal(back.target, s.target) and np.array_equal(back.input, s.input)
+    assert np.array_equal(back.raw["depth"], depth) and np.array_equal(back.raw["instance"], s.raw["instance"])
+    assert np.array_equal(back.raw["mask"], s.raw["mask"]) and back.meta["task_format"] == 1
+    jpg = from_sample({"__key__": "k", **to_files(s, input_format="jpg")})
+    assert np.abs(jpg.input.astype(int) - s.input).mean() < 12  # JPEG q95 of noise
+
+
+def test_bad_samples_are_named():
+    with pytest.raises(SampleError, match="lacks 'target.png'"):
+        from_sample({"__key__": "x", "json": b'{"task": "depth"}', "prompt.txt": b"p"})
+    files = to_files(TaskSample("k", "t2i", np.zeros((4, 4, 3), np.uint8), "p", {}))
+    with pytest.raises(SampleError, match="unknown task"):
+        from_sample({**files, "json": b'{"task": "albedo"}'})
+    with pytest.raises(ValueError, match="unknown task"):
+        to_files(TaskSample("k", "albedo", np.zeros((4, 4, 3), np.uint8), "p", {}))
+
+
+def test_images_over_the_pixel_limit_are_refused_before_decoding(monkeypatch):
+    data = sample.png_bytes(np.zeros((64, 64, 3), np.uint8))
+    monkeypatch.setattr(sample, "MAX_PIXELS", 32 * 32)
+    with pytest.raises(SampleError, match="pixel limit"):
+        sample.read_image(data, "big.png")
+    with pytest.raises(SampleError, match="cannot decode"):
+        sample.read_image(b"not an image", "junk.png")
