@@ -161,6 +161,12 @@ def _default_loader(path: str, device: str, ema: bool):
     return load_generator(path, map_location=device, ema=ema)
 
 
+def _default_config(path: str) -> dict[str, Any]:
+    from train.checkpoint import load_checkpoint
+
+    return load_checkpoint(path, map_location="cpu")["config"]
+
+
 def _default_predict(model, samples, steps, guidance, seed, batch_size):
     from train.predict import predict
 
@@ -168,8 +174,11 @@ def _default_predict(model, samples, steps, guidance, seed, batch_size):
 
 
 def run_eval(conf: EvalJobConfig, loader: Callable = _default_loader, predictor: Callable = _default_predict,
-             log: Callable[[str], None] = print) -> dict[str, Any]:
+             config_reader: Callable = _default_config, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Evaluate every checkpoint (and the base); write eval.json and report.html under conf.out."""
+    shard_paths(conf.data)  # a typo in data= is reported before any checkpoint is read
+    paths = list(conf.checkpoint) + ([conf.base] if conf.base else [])
+    check_same_model({p: config_reader(p) for p in paths})  # before any sampling: a mismatch wastes no GPU hour
     samples = load_eval_samples(conf.data, conf.tasks, conf.max_samples)
     if not samples:
         raise ValueError(f"eval: no eval-split samples of tasks {list(conf.tasks or SCORED_TASKS)} in {list(conf.data)}")
@@ -181,7 +190,6 @@ def run_eval(conf: EvalJobConfig, loader: Callable = _default_loader, predictor:
         baseline = Baseline.fit(samples, origin="eval set (no training data given)")
     log(f"eval: {len(samples)} samples from {len(shard_paths(conf.data))} shards; baseline from {baseline.origin}")
 
-    paths = list(conf.checkpoint) + ([conf.base] if conf.base else [])
     configs: dict[str, dict[str, Any]] = {}
     results: list[EvalResult] = []
     base_result: EvalResult | None = None
@@ -199,6 +207,7 @@ def run_eval(conf: EvalJobConfig, loader: Callable = _default_loader, predictor:
         res = ev.result
         res.info.update(checkpoint=str(path), step=checkpoint_step(path, config), steps=conf.steps,
                         guidance=conf.guidance, seed=conf.seed, model=config.get("model"),
+                        role="base" if is_base else "checkpoint",
                         trained_tasks=trained_tasks(config))
         if conf.loss_draws and conf.base and (is_base or i == len(conf.checkpoint) - 1):
             losses = flow_losses(model, samples, conf.seed, conf.loss_draws, conf.batch_size)

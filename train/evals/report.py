@@ -170,7 +170,7 @@ def sample_grid(result: EvalResult, task: str) -> str | None:
 
 def step_chart(results: Sequence[EvalResult]) -> str | None:
     """Headline metric per task against the training step (several checkpoints)."""
-    pts = [(r.info.get("step"), r) for r in results]
+    pts = [(r.info.get("step"), r) for r in results if r.info.get("role") != "base"]
     pts = sorted(((s, r) for s, r in pts if s is not None), key=lambda x: x[0])
     tasks = [t for t in HEADLINE if any(t in r.metrics.get("model", {}) for _, r in pts)]
     if len(pts) < 2 or not tasks:
@@ -241,9 +241,11 @@ section{border-top:2px solid #eee;margin-top:20px}
 
 def render_html(results: Sequence[EvalResult], comparison: dict[str, Any] | None = None,
                 title: str = "vistune evaluation") -> str:
+    """The page. The sample grid shows the last result that is not the base model (role "base")."""
     if not results:
         raise ValueError("render_html: no results to report")
     ref = results[0]
+    shown = next((r for r in reversed(results) if r.info.get("role") != "base"), results[-1])
     tasks = [t for t in HEADLINE if any(t in r.metrics.get("model", {}) for r in results)]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
@@ -271,8 +273,8 @@ def render_html(results: Sequence[EvalResult], comparison: dict[str, Any] | None
         if (chart := histogram_chart(results, task)) is not None:
             parts.append(_img(chart, f"{task} errors"))
         parts.append("</div>")
-        if (grid := sample_grid(results[-1], task)) is not None:
-            parts.append(f"<h3>Samples ({html.escape(results[-1].name)})</h3>{_img(grid, f'{task} samples')}")
+        if (grid := sample_grid(shown, task)) is not None:
+            parts.append(f"<h3>Samples ({html.escape(shown.name)})</h3>{_img(grid, f'{task} samples')}")
         parts.append("</section>")
     parts.append(f"<section><h2>Failures</h2>{_failures(results)}</section></body></html>")
     return "".join(parts)
