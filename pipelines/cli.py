@@ -97,10 +97,25 @@ def _run_eval(cfg: DictConfig) -> None:
     print(eval_job.describe(eval_job.run_eval(conf)))
 
 
+def _run_annotate(cfg: DictConfig) -> None:
+    from pipelines import annotate_job
+    from pipelines.ray_runtime import ray_session
+
+    data = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        conf = annotate_job.config_from_dict(data)
+    except TypeError as err:
+        raise ConfigError(str(err)) from err
+    with ray_session(cfg.ray.address, cfg.ray.num_cpus):
+        summary = annotate_job.run_annotate(conf)
+    print(annotate_job.describe(summary))
+
+
 # stage -> (config name, runner, one-line help). Only stages that exist are listed.
 STAGES: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
     "demo": ("demo", _run_demo, "round-trip sample depth/normal maps through the codecs; write a contact sheet"),
     "render": ("render", _run_render, "render seeded procedural Blender scenes into raw shards with Ray"),
+    "annotate": ("annotate", _run_annotate, "pseudo-label web images (masks, referring expressions) into raw shards"),
     "encode": ("encode", _run_encode, "raw render/annotate shards -> task shards with Parquet manifests, with Ray"),
     "mix": ("mix", _run_mix, "mixture over manifests: `mix` resolves, `mix stats` ratios, `mix check` duplicates"),
     "preview": ("preview", _run_preview, "contact sheets of random task samples (PNG + HTML)"),

@@ -7,7 +7,7 @@ Backends (each imports its heavy dependencies only when built):
 """
 
 from annotate.labelers import salient, sam, universal  # noqa: F401  (registration)
-from annotate.labelers.base import (Instance, LabelResult, Labeler, MissingWeightsError, describe, get, names,
+from annotate.labelers.base import (Instance, LabelResult, Labeler, MissingWeightsError, check, describe, get, names,
                                     register)
 
-__all__ = ["Instance", "LabelResult", "Labeler", "MissingWeightsError", "describe", "get", "names", "register"]
+__all__ = ["Instance", "LabelResult", "Labeler", "MissingWeightsError", "check", "describe", "get", "names", "register"]

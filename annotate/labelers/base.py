@@ -54,8 +54,11 @@ class Labeler(Protocol):
     def label(self, images: list[np.ndarray]) -> list[LabelResult]: ...
 
 
-class MissingWeightsError(FileNotFoundError):
-    """Weights are not where the config says; the message says what to install or where to put them."""
+class MissingWeightsError(FileNotFoundError, ValueError):
+    """Weights are not where the config says; the message says what to install or where to put them.
+
+    Also a ValueError: it is a bad config value, reported as one (`vistune` exits 2 with the message).
+    """
 
 
 _REGISTRY: dict[str, Callable[..., Labeler]] = {}
@@ -87,6 +90,27 @@ def get(name: str, **params: Any) -> Labeler:
         return factory(**params)
     except TypeError as err:
         raise ValueError(f"labeler {name!r}: bad parameters {sorted(params)}: {err}") from err
+
+
+def check(name: str, params: dict[str, Any]) -> None:
+    """Validate a labeler's name, parameters and weights location without loading it (cheap, on the driver).
+
+    Parameters are bound to the factory's signature; a factory with a `preflight(**params)`
+    static method also checks that its weights are where `params` say (MissingWeightsError if not).
+    """
+    import inspect
+
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown labeler {name!r}; known: {names()}")
+    factory = _REGISTRY[name]
+    try:
+        inspect.signature(factory).bind(**params)
+    except TypeError as err:
+        allowed = [p for p in inspect.signature(factory).parameters if p != "self"]
+        raise ValueError(f"labeler {name!r}: bad parameters {sorted(params)} ({err}); allowed: {allowed}") from err
+    preflight = getattr(factory, "preflight", None)
+    if preflight is not None:
+        preflight(**params)
 
 
 def describe(labeler: Labeler) -> dict[str, str]:

@@ -81,18 +81,11 @@ class SalientObjectLabeler:
 
     def __init__(self, weights: str | None = None, threshold: float = 0.5, stability_offset: float = 0.1,
                  threads: int = 1, device: str = "cpu") -> None:
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-        if device not in ("cpu", "cuda"):
-            raise ValueError(f"device must be one of ['cpu', 'cuda'], got {device!r}")
+        path = self.preflight(weights, threshold, stability_offset, threads, device)
         try:
             import onnxruntime as ort
         except ImportError as err:
             raise ImportError("the u2netp labeler needs onnxruntime: `pip install onnxruntime`") from err
-        path = Path(weights) if weights else packaged_weights()
-        if not path.is_file():
-            raise MissingWeightsError(f"u2netp weights {str(path)!r} not found: put {WEIGHTS_FILE} there, or leave "
-                                      f"labelers.u2netp.weights unset to use the copy {WEIGHTS_DISTRIBUTION} ships")
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(int(threads), 1)  # one actor per core: no oversubscription
         options.inter_op_num_threads = 1
@@ -103,6 +96,20 @@ class SalientObjectLabeler:
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name  # d0, the fused map; the side outputs are unused
         self.path, self.threshold, self.stability_offset = path, threshold, stability_offset
+
+    @staticmethod
+    def preflight(weights: str | None = None, threshold: float = 0.5, stability_offset: float = 0.1, threads: int = 1,
+                  device: str = "cpu") -> Path:
+        """Check the parameters and find the weights file, without loading anything."""
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be one of ['cpu', 'cuda'], got {device!r}")
+        path = Path(weights) if weights else packaged_weights()
+        if not path.is_file():
+            raise MissingWeightsError(f"u2netp weights {str(path)!r} not found: put {WEIGHTS_FILE} there, or leave "
+                                      f"labelers.u2netp.weights unset to use the copy {WEIGHTS_DISTRIBUTION} ships")
+        return path
 
     @property
     def weights(self) -> str:

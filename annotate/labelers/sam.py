@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from annotate.labelers.base import Instance, LabelResult, register, stability_score
-from annotate.labelers.checkpoints import checkpoint_dir, load, model_type
+from annotate.labelers.checkpoints import DEVICES, checkpoint_dir, load, model_type
 
 SUPPORTED_MODEL_TYPES = ("sam", "sam_hq")
 
@@ -41,19 +41,29 @@ class SamLabeler:
     def __init__(self, weights: str | None = None, points_per_side: int = 16, points_per_batch: int = 64,
                  pred_iou_thresh: float = 0.5, stability_offset: float = 1.0, mask_threshold: float = 0.0,
                  max_candidates: int = 128, device: str = "cpu") -> None:
-        if points_per_side < 1 or points_per_batch < 1 or max_candidates < 1:
-            raise ValueError(f"points_per_side, points_per_batch and max_candidates must be >= 1, got "
-                             f"{points_per_side}, {points_per_batch}, {max_candidates}")
-        path = checkpoint_dir("sam", weights, "facebook/sam-vit-base")
-        kind = model_type(path)
-        if kind not in SUPPORTED_MODEL_TYPES:
-            raise ValueError(f"sam labeler: checkpoint {str(path)!r} has model_type {kind!r}; "
-                             f"supported: {list(SUPPORTED_MODEL_TYPES)}")
+        path, kind = self.preflight(weights, points_per_side, points_per_batch, max_candidates=max_candidates)
         self.model, self.processor = load(path, "AutoModel", "AutoProcessor", device)
         self.path, self.device, self.kind = path, device, kind
         self.grid = point_grid(points_per_side)
         self.points_per_batch, self.pred_iou_thresh = points_per_batch, pred_iou_thresh
         self.stability_offset, self.mask_threshold, self.max_candidates = stability_offset, mask_threshold, max_candidates
+
+    @staticmethod
+    def preflight(weights: str | None = None, points_per_side: int = 16, points_per_batch: int = 64,
+                  pred_iou_thresh: float = 0.5, stability_offset: float = 1.0, mask_threshold: float = 0.0,
+                  max_candidates: int = 128, device: str = "cpu") -> tuple:
+        """Check the parameters and the checkpoint directory (its config.json only); returns (path, model_type)."""
+        if points_per_side < 1 or points_per_batch < 1 or max_candidates < 1:
+            raise ValueError(f"points_per_side, points_per_batch and max_candidates must be >= 1, got "
+                             f"{points_per_side}, {points_per_batch}, {max_candidates}")
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {list(DEVICES)}, got {device!r}")
+        path = checkpoint_dir("sam", weights, "facebook/sam-vit-base")
+        kind = model_type(path)
+        if kind not in SUPPORTED_MODEL_TYPES:
+            raise ValueError(f"sam labeler: checkpoint {str(path)!r} has model_type {kind!r}; "
+                             f"supported: {list(SUPPORTED_MODEL_TYPES)}")
+        return path, kind
 
     @property
     def weights(self) -> str:

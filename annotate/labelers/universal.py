@@ -21,7 +21,7 @@ from collections import defaultdict
 import numpy as np
 
 from annotate.labelers.base import Instance, LabelResult, register, stability_score
-from annotate.labelers.checkpoints import checkpoint_dir, load, model_type
+from annotate.labelers.checkpoints import DEVICES, checkpoint_dir, load, model_type
 
 SEMANTIC_MODES = ("instances", "model")
 MODEL_TYPES = {"mask2former": ("mask2former", "facebook/mask2former-swin-tiny-coco-panoptic"),
@@ -29,27 +29,39 @@ MODEL_TYPES = {"mask2former": ("mask2former", "facebook/mask2former-swin-tiny-co
 
 
 class UniversalSegmentationLabeler:
-    """Mask2Former / OneFormer panoptic instances (see the module docstring)."""
+    """Mask2Former / OneFormer panoptic instances (see the module docstring). Subclasses set `name`."""
 
+    name = ""
     version = "1"
 
-    def __init__(self, name: str, weights: str | None = None, threshold: float = 0.5, mask_threshold: float = 0.5,
+    def __init__(self, weights: str | None = None, threshold: float = 0.5, mask_threshold: float = 0.5,
                  overlap_threshold: float = 0.8, stability_offset: float = 0.1, semantic: str = "instances",
                  device: str = "cpu") -> None:
-        if semantic not in SEMANTIC_MODES:
-            raise ValueError(f"semantic must be one of {list(SEMANTIC_MODES)}, got {semantic!r}")
-        expected, example = MODEL_TYPES[name]
-        path = checkpoint_dir(name, weights, example)
-        kind = model_type(path)
-        if kind != expected:
-            raise ValueError(f"{name} labeler: checkpoint {str(path)!r} has model_type {kind!r}, expected {expected!r}")
+        path, kind = self.preflight(weights, semantic=semantic, device=device)
         processor_class = "AutoProcessor" if kind == "oneformer" else "AutoImageProcessor"  # OneFormer adds a tokenizer
         self.model, self.processor = load(path, "AutoModelForUniversalSegmentation", processor_class, device)
         id2label = self.model.config.id2label
         self.classes = [str(id2label[i]) for i in range(len(id2label))]
-        self.name, self.path, self.device, self.kind = name, path, device, kind
+        self.path, self.device, self.kind = path, device, kind
         self.threshold, self.mask_threshold, self.overlap_threshold = threshold, mask_threshold, overlap_threshold
         self.stability_offset, self.semantic = stability_offset, semantic
+
+    @classmethod
+    def preflight(cls, weights: str | None = None, threshold: float = 0.5, mask_threshold: float = 0.5,
+                  overlap_threshold: float = 0.8, stability_offset: float = 0.1, semantic: str = "instances",
+                  device: str = "cpu") -> tuple:
+        """Check the parameters and the checkpoint directory (its config.json only); returns (path, model_type)."""
+        if semantic not in SEMANTIC_MODES:
+            raise ValueError(f"semantic must be one of {list(SEMANTIC_MODES)}, got {semantic!r}")
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {list(DEVICES)}, got {device!r}")
+        expected, example = MODEL_TYPES[cls.name]
+        path = checkpoint_dir(cls.name, weights, example)
+        kind = model_type(path)
+        if kind != expected:
+            raise ValueError(f"{cls.name} labeler: checkpoint {str(path)!r} has model_type {kind!r}, "
+                             f"expected {expected!r}")
+        return path, kind
 
     @property
     def weights(self) -> str:
@@ -114,12 +126,14 @@ class UniversalSegmentationLabeler:
 
 
 @register("mask2former")
-def mask2former(**params) -> UniversalSegmentationLabeler:
+class Mask2FormerLabeler(UniversalSegmentationLabeler):
     """Mask2Former panoptic checkpoint from `weights` (a local directory)."""
-    return UniversalSegmentationLabeler("mask2former", **params)
+
+    name = "mask2former"
 
 
 @register("oneformer")
-def oneformer(**params) -> UniversalSegmentationLabeler:
+class OneFormerLabeler(UniversalSegmentationLabeler):
     """OneFormer checkpoint (run with the "panoptic" task prompt) from `weights` (a local directory)."""
-    return UniversalSegmentationLabeler("oneformer", **params)
+
+    name = "oneformer"
