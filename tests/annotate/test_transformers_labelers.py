@@ -61,6 +61,43 @@ def mask2former_dir(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def oneformer_dir(tmp_path_factory):
+    """Tiny OneFormer with a tiny CLIP tokenizer; its class-info json sits in the checkpoint directory."""
+    import json
+
+    from transformers import CLIPTokenizer, OneFormerConfig, OneFormerForUniversalSegmentation, OneFormerProcessor, \
+        SwinConfig
+
+    try:
+        from transformers import OneFormerImageProcessorPil as ImageProcessor
+    except ImportError:
+        from transformers import OneFormerImageProcessor as ImageProcessor
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-oneformer")
+    (path / "class_info.json").write_text(json.dumps({str(i): {"name": n, "isthing": 1} for i, n in CLASSES.items()}))
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for ch in "abcdefghijklmnopqrstuvwxyz":
+        vocab[ch], vocab[ch + "</w>"] = len(vocab), len(vocab) + 1
+    (path / "vocab.json").write_text(json.dumps(vocab))
+    (path / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(vocab_file=str(path / "vocab.json"), merges_file=str(path / "merges.txt"))
+    image_processor = ImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}, repo_path=str(path),
+                                     class_info_file="class_info.json", num_text=4, do_reduce_labels=False)
+    OneFormerProcessor(image_processor=image_processor, tokenizer=tokenizer, max_seq_length=16,
+                       task_seq_length=16).save_pretrained(path)
+    swin = SwinConfig(image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2],
+                      window_size=4, out_features=["stage1", "stage2", "stage3", "stage4"])
+    config = OneFormerConfig(backbone_config=swin, num_queries=10, hidden_dim=32, conv_dim=32, mask_dim=32,
+                             encoder_layers=1, decoder_layers=2, dim_feedforward=64, num_attention_heads=2,
+                             text_encoder_width=32, text_encoder_context_length=16, text_encoder_num_layers=1,
+                             text_encoder_vocab_size=len(vocab), text_encoder_proj_layers=1, text_encoder_n_ctx=4,
+                             max_seq_len=16, task_seq_len=16, num_classes=3, id2label=CLASSES,
+                             label2id={v: k for k, v in CLASSES.items()}, encoder_feedforward_dim=64, is_training=False)
+    OneFormerForUniversalSegmentation(config).save_pretrained(path)
+    return path
+
+
 @pytest.mark.parametrize("name", ["sam", "mask2former", "oneformer"])
 def test_missing_weights_say_where_to_put_them(name, tmp_path):
     with pytest.raises(MissingWeightsError, match=f"labelers.{name}.weights.*save_pretrained"):
@@ -169,3 +206,14 @@ def test_annotate_unit_with_a_transformers_backend(mask2former_dir, tmp_path, ph
     for inst in label.meta["instances"]:
         assert label.meta["class_table"][inst["semantic_id"]] == inst["class"]
         assert (label.semantic[label.instance == inst["id"]] == inst["semantic_id"]).all()
+
+
+def test_oneformer_from_a_saved_checkpoint(oneformer_dir, photos):
+    one = labelers.get("oneformer", weights=str(oneformer_dir), threshold=0.0, overlap_threshold=0.0,
+                       mask_threshold=0.0, semantic="model")
+    assert one.classes == ["cup", "plate", "table"] and one.kind == "oneformer"
+    images = [photos["coffee"][:90, :120], photos["chelsea"][:60, :100]]
+    for rgb, result in zip(images, one.label(images)):
+        assert result.instances and result.semantic.shape == rgb.shape[:2]
+        cover = sum(inst.mask.astype(int) for inst in result.instances)
+        assert cover.max() == 1 and all(inst.class_name in one.classes for inst in result.instances)
