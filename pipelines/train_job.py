@@ -97,10 +97,10 @@ def _ray_worker(config: dict) -> None:
     job = config_from_dict(config["job"])
     ctx = distributed.ray_context()
     result = train(job.train, job.model, job.stream_factory(), ctx, job.data_desc())
-    if ctx.is_main:
-        import ray.train
+    import ray.train
 
-        ray.train.report({"step": result.step, "loss": result.losses.get(result.step, float("nan"))})
+    # report is a collective in Ray Train: every rank must call it (rank 0's metrics are kept)
+    ray.train.report({"step": result.step, "loss": result.losses.get(result.step, float("nan"))})
 
 
 def run_ray(job_dict: dict[str, Any], job: TrainJobConfig) -> Any:

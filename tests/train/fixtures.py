@@ -18,7 +18,7 @@ COLORS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220), "
 def plane_depth(size: int, rng: np.random.Generator) -> np.ndarray:
     """Planar z of a tilted plane seen by a pinhole camera: 1 / z is affine in the pixel coordinates."""
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
-    a, bx, by = rng.uniform(0.2, 0.6), rng.uniform(-0.2, 0.2), rng.uniform(0.1, 0.5)
+    a, bx, by = rng.uniform(0.45, 0.8), rng.uniform(-0.2, 0.2), rng.uniform(0.1, 0.5)
     return (1.0 / (a + bx * xs + by * ys)).astype(np.float32)
 
 

@@ -19,6 +19,8 @@ def test_byte_tokenizer_frames_truncates_and_masks():
     assert ids[0, :4].tolist() == [BOS, ord("a") + 3, ord("b") + 3, EOS] and ids[0, 4:].eq(PAD).all()
     assert ids[1, 1:3].tolist() == [0xC3 + 3, 0xA9 + 3]  # utf-8 bytes of é
     assert ids[2, -1] == EOS and mask[2].all() and mask[0].sum() == 4  # truncated to max_len, still framed
+    ids, mask = ByteTokenizer(64)(["a" * 20, "b"])
+    assert ids.shape == (2, 32) and mask.sum(1).tolist() == [22, 3]  # padded to the longest, rounded to 16
 
 
 def test_config_validation_names_bad_value_and_allowed_set():

@@ -31,11 +31,17 @@ class ByteTokenizer:
         self.max_len = max_len
 
     def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns ids (B, max_len) int64 and a mask (B, max_len) bool, True on real tokens."""
-        ids = torch.full((len(prompts), self.max_len), PAD, dtype=torch.long)
-        for i, text in enumerate(prompts):
-            body = list(text.encode("utf-8")[: self.max_len - 2])
-            row = [BOS] + [b + N_SPECIAL for b in body] + [EOS]
+        """Returns ids (B, L) int64 and a mask (B, L) bool, True on real tokens.
+
+        L is the longest prompt's length rounded up to a multiple of 16 (at most `max_len`):
+        short prompts do not pay for `max_len` tokens, and few distinct shapes keep
+        `torch.compile` from recompiling often. Padded keys are masked, so L does not change
+        the encoding beyond float rounding.
+        """
+        rows = [[BOS] + [b + N_SPECIAL for b in text.encode("utf-8")[: self.max_len - 2]] + [EOS] for text in prompts]
+        length = min(self.max_len, -(-max(map(len, rows), default=2) // 16) * 16)
+        ids = torch.full((len(prompts), length), PAD, dtype=torch.long)
+        for i, row in enumerate(rows):
             ids[i, : len(row)] = torch.tensor(row)
         return ids, ids != PAD
 

@@ -1,0 +1,113 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from encode import codecs
+from encode.sample import TaskSample
+from tests.train.fixtures import depth_sample, t2i_sample
+from train.data import (BatchError, BatchStream, DataConfig, MixtureStreamFactory, ShardListStream, check_batch,
+                        collate, prepare)
+
+ALL_KEYS = {f"s{s}i{i}" for s in range(2) for i in range(8)}
+
+
+def _keys(it, n):
+    return [s["__key__"] for s in itertools.islice(it, n)]
+
+
+def test_shard_list_epoch_splits_all_samples_across_ranks_and_workers(task_shards):
+    factory = ShardListStream([str(p) for p in task_shards], seed=3)
+    parts = [_keys(factory(rank, 2, worker, 2, None), 4) for rank in range(2) for worker in range(2)]
+    assert set().union(*parts) == ALL_KEYS and sum(map(len, parts)) == 16  # disjoint, complete
+    again = _keys(factory(0, 1, 0, 1, None), 32)
+    assert set(again[:16]) == ALL_KEYS and set(again[16:]) == ALL_KEYS and again[:16] != again[16:]  # reshuffled
+
+
+def test_shard_list_resumes_from_a_position(task_shards):
+    factory = ShardListStream([str(p) for p in task_shards])
+    full = list(itertools.islice(factory(0, 1, 1, 2, None), 12))
+    resumed = _keys(factory(0, 1, 1, 2, full[4]["__position__"]), 7)
+    assert resumed == [s["__key__"] for s in full[5:12]]  # crosses an epoch boundary too
+    with pytest.raises(ValueError, match="no task shards match"):
+        ShardListStream(["/nonexistent/*.tar"])
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_batch_stream_resumes_exactly_behind_prefetching_workers(task_shards, num_workers):
+    factory = ShardListStream([str(p) for p in task_shards])
+    cfg = DataConfig(resolution=32, batch_size=3, num_workers=num_workers)
+    reference = [b.keys for b in itertools.islice(BatchStream(factory, cfg), 9)]
+    first = BatchStream(factory, cfg)
+    head = [next(first).keys for _ in range(5)]  # workers have prefetched beyond these
+    state = first.state_dict()
+    tail = [b.keys for b in itertools.islice(BatchStream(factory, cfg, state=state), 4)]
+    assert head + tail == reference
+    with pytest.raises(ValueError, match="ran .* streams per rank"):
+        BatchStream(factory, DataConfig(resolution=32, batch_size=3, num_workers=3), state=state)
+
+
+def test_batches_hold_uint8_chw_and_convert_to_unit_range(task_shards):
+    batch = next(BatchStream(ShardListStream([str(task_shards[0])]), DataConfig(resolution=32, batch_size=4)))
+    assert batch.target.dtype == torch.uint8 and batch.target.shape == (4, 3, 32, 32)
+    assert batch.has_image.tolist() == [t == "depth" for t in batch.tasks]
+    assert batch.image[~batch.has_image].eq(0).all()
+    m = batch.to_model("cpu")
+    assert m.target.dtype == torch.float32 and -1 <= m.target.min() and m.target.max() <= 1
+    check_batch(m, 32)
+
+
+def test_resize_policy_keeps_codec_colors_for_vision_targets():
+    depth = depth_sample("d", 48, seed=1)
+    t2i = t2i_sample("t", 48, seed=2)
+    d, t = prepare(depth, 32), prepare(t2i, 32)
+    assert d["target"].shape == (3, 32, 32) and d["image"].shape == (3, 32, 32)
+    src = {tuple(c) for c in depth.target.reshape(-1, 3)}
+    assert {tuple(c) for c in d["target"].reshape(3, -1).T} <= src  # nearest: only source colors
+    dec = codecs.get("depth").decode(d["target"].transpose(1, 2, 0))
+    assert np.isfinite(dec).all() and dec.min() >= depth.raw["depth"].min() * 0.99
+    t_colors = {tuple(c) for c in t["target"].reshape(3, -1).T}
+    assert len(t_colors) > 2  # bilinear: the square's edge blends for photos
+
+
+def test_mismatched_resolution_and_bad_samples_are_clear_errors():
+    s = depth_sample("k1", 48, seed=0)
+    with pytest.raises(BatchError, match=r"sample 'k1': target is 48x48, the model needs 32x32 \(data.resize=error"):
+        prepare(s, 32, resize="error")
+    bad = TaskSample("k2", "depth", s.target, "p", {}, input=s.input[:40])
+    with pytest.raises(BatchError, match="input .* and target .* sizes differ"):
+        prepare(bad, 32)
+    with pytest.raises(BatchError, match=r"unknown task 'depht'"):
+        prepare(TaskSample("k3", "depht", s.target, "p", {}), 32)
+    with pytest.raises(ValueError, match=r"data.resize 'stretch' not in \['resize', 'error'\]"):
+        DataConfig(resolution=32, batch_size=1, resize="stretch")
+
+
+def test_check_batch_names_nan_samples_wrong_shapes_and_unknown_tasks():
+    items = [prepare(depth_sample(f"k{i}", 32, seed=i), 32) for i in range(3)]
+    batch = collate(items).to_model("cpu")
+    batch.target[1, 0, 5, 5] = float("nan")
+    with pytest.raises(BatchError, match=r"target holds NaN/inf values in samples \['k1'\]"):
+        check_batch(batch, 32)
+    with pytest.raises(BatchError, match=r"shape \(3, 3, 32, 32\), the model needs \(3, 3, 64, 64\)"):
+        check_batch(collate(items), 64)
+    odd = collate(items)
+    odd.tasks[2] = "telepathy"
+    with pytest.raises(BatchError, match=r"unknown task\(s\) \['telepathy'\] in batch \(keys \['k2'\]\)"):
+        check_batch(odd, 32)
+
+
+def test_mixture_stream_adapter_resumes_exactly(task_shards):
+    mixture = {"roots": [str(task_shards[0].parent)], "block": 10,
+               "sources": {"gen": {"weight": 0.7, "filter": {"task": "t2i"}},
+                           "depth": {"weight": 0.3, "filter": {"task": "depth"}}}}
+    factory = MixtureStreamFactory(mixture)
+    cfg = DataConfig(resolution=32, batch_size=2, num_workers=2)
+    reference = [b.keys for b in itertools.islice(BatchStream(factory, cfg), 8)]
+    first = BatchStream(factory, cfg)
+    head = [next(first).keys for _ in range(3)]
+    tail = [b.keys for b in itertools.islice(BatchStream(factory, cfg, state=first.state_dict()), 5)]
+    assert head + tail == reference
+    tasks = [k for keys in reference for k in keys]
+    assert len(set(tasks)) > 8  # both sources, many samples
