@@ -111,8 +111,20 @@ def _run_annotate(cfg: DictConfig) -> None:
     print(annotate_job.describe(summary))
 
 
+def _run_run(cfg: DictConfig) -> None:
+    from pipelines import run_job
+
+    data = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        run_job.check_config(data)
+    except run_job.RunError as err:
+        raise ConfigError(str(err)) from err
+    print(run_job.describe(run_job.run(data)))
+
+
 # stage -> (config name, runner, one-line help). Only stages that exist are listed.
 STAGES: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
+    "run": ("run", _run_run, "the whole pipeline from one config (render ... eval), skipping completed work"),
     "demo": ("demo", _run_demo, "round-trip sample depth/normal maps through the codecs; write a contact sheet"),
     "render": ("render", _run_render, "render seeded procedural Blender scenes into raw shards with Ray"),
     "annotate": ("annotate", _run_annotate, "pseudo-label web images (masks, referring expressions) into raw shards"),
@@ -177,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = compose(stage, rest)
         if show_cfg:
-            print(OmegaConf.to_yaml(cfg), end="")
+            print(OmegaConf.to_yaml(cfg, resolve=True), end="")
             return 0
         STAGES[stage][1](cfg)
     except ConfigError as err:
