@@ -23,8 +23,9 @@ from annotate.labelers.base import LabelResult, Labeler, describe
 from annotate.referring import referring_expressions
 from annotate.sources import IMAGE_EXTENSIONS, SourceItem, WorkUnit, iter_unit
 
-_EXT_FORMAT = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF", "bmp": "BMP",
-               "tif": "TIFF", "tiff": "TIFF"}
+# Formats an extension may hold. MPO is the JPEG variant cameras write (extra images appended).
+_EXT_FORMATS = {"jpg": ("JPEG", "MPO"), "jpeg": ("JPEG", "MPO"), "png": ("PNG",), "webp": ("WEBP",), "gif": ("GIF",),
+                "bmp": ("BMP",), "tif": ("TIFF",), "tiff": ("TIFF",)}
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def annotate_unit(unit: WorkUnit, labeler: Labeler, settings: AnnotateSettings,
             continue
         finally:
             stats.timings["decode_s"] += time.perf_counter() - t0
-        if item.ext and _EXT_FORMAT.get(item.ext) != image.format:
+        if item.ext and image.format not in _EXT_FORMATS.get(item.ext, ()):
             stats.notes["extension_mismatch"] += 1  # kept: the bytes, not the name, say what it is
         batch.append(_Pending(pos, item, image, time.perf_counter() - t0))
         if len(batch) == settings.batch_size:

@@ -133,6 +133,7 @@ def list_tars(source: str) -> list[str]:
             tars += sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
     if not tars:
         raise ValueError(f"no .tar shards found for source {source!r}")
+    # Only existing local files: webdataset's opener would also run `pipe:` commands and fetch URLs.
     missing = [t for t in tars if not Path(t).is_file()]
     if missing:
         raise ValueError(f"tar shards not found: {missing[:5]}")

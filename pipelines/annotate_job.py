@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -73,13 +74,9 @@ class AnnotateWorker:
     """Holds one labeler (weights loaded once); annotates whole shards."""
 
     def __init__(self, labeler: str, params: dict, threads: int) -> None:
-        try:
-            import torch
-
-            torch.set_num_threads(threads)  # one actor per `cpus_per_worker` cores: no oversubscription
-        except ImportError:
-            pass
         self.labeler = labelers.get(labeler, **params)
+        if "torch" in sys.modules:  # a torch backend: one actor per `cpus_per_worker` cores, no oversubscription
+            sys.modules["torch"].set_num_threads(threads)
 
     def annotate_shard(self, cfg: AnnotateJobConfig, unit: WorkUnit) -> dict:
         """Annotate and write one shard (stats file first, then tar + Parquet); returns its stats."""
