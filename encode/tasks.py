@@ -189,7 +189,8 @@ class TaskBuilder:
         codec_spec = codecs.spec(codec) if codec is not None else None
         meta = {
             "task": task, "codec": codec_spec, "split": src.split, "seed": src.seed,
-            "source": {"kind": src.kind, "shard": src.shard, "key": src.key, "group": src.group},
+            "source": src.kind,  # the data source name metrics are reported by (render | annotate)
+            "origin": {"shard": src.shard, "key": src.key, "group": src.group},  # the raw sample it came from
             "width": int(target.shape[1]), "height": int(target.shape[0]),
             "resize": {"mode": self.settings.resize_mode, "size": self.settings.size,
                        "crop": [src.geom.x0, src.geom.y0, src.geom.crop_w, src.geom.crop_h]},

@@ -70,7 +70,7 @@ def test_planted_duplicates_found_and_dropped(planted, capsys):
     assert len(dropped) == 2 and all("planted" in g for g in dropped)
     assert (out / "_excluded.parquet").exists()
     cfg = MixtureConfig.from_dict({"roots": [str(out)], "sources": {"t": {"weight": 1, "filter": {"task": "t2i"}}}})
-    groups = {json.loads(s["json"])["source"]["group"] for s in islice(MixtureStream(cfg), 50)}
+    groups = {json.loads(s["json"])["origin"]["group"] for s in islice(MixtureStream(cfg), 50)}
     assert groups and not groups & dropped
     keep_all = MixtureConfig.from_dict({"roots": [str(out)], "use_exclusions": False,
                                         "sources": {"t": {"weight": 1, "filter": {"task": "t2i"}}}})
