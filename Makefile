@@ -1,4 +1,4 @@
-# make demo : install everything into .venv and run the main job (embedded default, small config)
+# make run  : install everything into .venv and run the main job: `vistune run` (embedded local Ray, smoke preset)
 # make test : install everything into .venv and run the test suite
 # make bench: codec benchmark table
 
@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.vistune-installed
 
-.PHONY: demo test bench clean
+.PHONY: run demo test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+run: $(STAMP)
+	$(VENV)/bin/vistune run
+
 demo: $(STAMP)
 	$(VENV)/bin/vistune demo
 
@@ -25,6 +28,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/codecs.py
+	$(PY) bench/encode.py
 
 clean:
 	rm -rf $(VENV) outputs
