@@ -176,7 +176,10 @@ def main() -> None:
     p.add_argument("--compile", default="off", choices=["off", "on", "both"])
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op CPU threads (default: torch's)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     res = args.resolution or GeneratorConfig(size=args.size).resolved().resolution
     with tempfile.TemporaryDirectory() as tmp:
         shards = write_bench_shards(Path(tmp), res, n=max(64, 4 * args.batch))

@@ -44,8 +44,10 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
 
 @pytest.mark.slow
 def test_overfits_a_tiny_fixed_set_and_decodes_close_to_truth(tmp_path):
-    """4 samples (2 depth planes, 2 text-to-image): loss falls >= 30x (measured ~150x), and 10-step
-    samples of the depth targets decode to AbsRel <= 6% (measured ~2%)."""
+    """4 samples (2 depth planes, 2 text-to-image), 250 steps: the loss falls >= 30x (measured 137x)
+    and 10-step samples of the depth targets decode to AbsRel <= 6% (measured 1.9% and 2.7%).
+    Text-to-image targets are not checked: two prompts that differ in one color word are not yet
+    told apart after 250 steps (pixel MAE 24 and 32 of 255)."""
     from tests.train.fixtures import depth_sample, t2i_sample
 
     tars = write_task_shards(tmp_path / "shards", n_shards=1, per_shard=4)
@@ -64,8 +66,6 @@ def test_overfits_a_tiny_fixed_set_and_decodes_close_to_truth(tmp_path):
         if s.task == "depth":
             rel = np.abs(codec.decode(rgb) - s.raw["depth"]) / s.raw["depth"]
             assert np.mean(rel) <= 0.06, f"{s.key}: depth AbsRel {np.mean(rel):.3f}"
-        else:
-            assert np.abs(rgb.astype(int) - s.target).mean() <= 40  # t2i from text alone: looser
 
 
 @pytest.mark.parametrize("num_workers,grad_accum", [(0, 1), (2, 2)])
