@@ -62,7 +62,7 @@ def _fmt(v: Any) -> str:
         return "&ndash;"
     if isinstance(v, float) and math.isnan(v):
         return "n/a"
-    if isinstance(v, float) and v != int(v) or isinstance(v, float) and abs(v) < 1:
+    if isinstance(v, float) and (not math.isfinite(v) or v != int(v)):
         return f"{v:.4g}"
     return f"{int(v)}" if isinstance(v, (int, float)) else html.escape(str(v))
 
