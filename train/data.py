@@ -212,7 +212,10 @@ class BatchStream:
         return self
 
     def __next__(self) -> TaskBatch:
-        batch = next(self._it)
+        try:
+            batch = next(self._it)
+        except StopIteration:
+            raise RuntimeError("the data stream ended: stream factories must be infinite (epochs repeat)") from None
         self.positions[batch.stream] = batch.position
         self.next_stream = (batch.stream + 1) % self.cfg.n_streams
         return batch

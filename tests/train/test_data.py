@@ -111,3 +111,13 @@ def test_mixture_stream_adapter_resumes_exactly(task_shards):
     assert head + tail == reference
     tasks = [k for keys in reference for k in keys]
     assert len(set(tasks)) > 8  # both sources, many samples
+
+
+def test_a_finite_stream_is_a_clear_error(task_shards):
+    def finite(rank, world_size, worker, num_workers, position):
+        return iter(list(itertools.islice(ShardListStream([str(task_shards[0])])(0, 1, 0, 1, None), 3)))
+
+    stream = BatchStream(finite, DataConfig(resolution=32, batch_size=2))
+    next(stream)
+    with pytest.raises(RuntimeError, match="the data stream ended"):
+        next(stream)

@@ -164,3 +164,36 @@ def test_predict_is_seeded_batch_independent_and_at_model_resolution(task_shards
     for x, y in zip(a, b):
         assert np.abs(x.astype(int) - y).max() <= 1  # batched matmuls may round differently
     assert any(np.abs(x.astype(int) - y).mean() > 1 for x, y in zip(a, c))
+
+
+@pytest.mark.slow
+def test_sigkilled_vistune_train_resumes_with_the_same_losses(task_shards, tmp_path):
+    """A real `kill -9` of `vistune train` at an arbitrary point (maybe mid-checkpoint-write)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    args = [f"data.shards=[{','.join(str(p) for p in task_shards)}]", "train.steps=60", "train.ckpt_every=5",
+            "train.log_every=1", "train.batch_size=2", "train.progress=false", "data.num_workers=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = [sys.executable, "-m", "pipelines.cli", "train"]
+    subprocess.run(run + [f"out={tmp_path / 'ref'}", *args], env=env, check=True, capture_output=True)
+    proc = subprocess.Popen(run + [f"out={tmp_path / 'cut'}", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not (tmp_path / "cut" / "checkpoints" / "step-00000010.pt").exists():
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    res = subprocess.run(run + [f"out={tmp_path / 'cut'}", *args], env=env, check=True, capture_output=True, text=True)
+    assert "resumed from" in res.stdout and "trained to step 60" in res.stdout
+
+    def records(name):
+        return [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+
+    ref, cut = records("ref"), records("cut")
+    assert [r["step"] for r in cut] == list(range(1, 61))
+    for a, b in zip(ref, cut):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-6, abs=1e-7), a["step"]
