@@ -201,8 +201,8 @@ def win_rate_chart(comparison: dict[str, Any]) -> str | None:
     fig, ax = plt.subplots(figsize=(5.5, 0.5 + 0.4 * len(items)))
     y = np.arange(len(items))
     rates = np.array([w["win_rate"] for _, w in items])
-    lo = rates - np.array([w["ci_low"] for _, w in items])
-    hi = np.array([w["ci_high"] for _, w in items]) - rates
+    lo = np.maximum(rates - np.array([w["ci_low"] for _, w in items]), 0.0)  # ties-as-half can sit outside
+    hi = np.maximum(np.array([w["ci_high"] for _, w in items]) - rates, 0.0)  # the Wilson interval of wins
     ax.barh(y, rates, xerr=[lo, hi], color=MODEL_COLORS[0], capsize=3)
     ax.axvline(0.5, color="k", lw=1, ls="--")
     ax.set_yticks(y, [label for label, _ in items], fontsize=8)
