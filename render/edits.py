@@ -10,6 +10,7 @@ keeps training on. Pure Python; no bpy.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 from typing import Any
 
@@ -64,9 +65,9 @@ def edit_spec(spec: SceneSpec, seed: int, visible: dict[int, float],
         del edited.objects[index]
     elif kind == "recolor":
         name = rng.choice([c for c in COLORS if _far(COLORS[c], obj.material.color)])
+        # Same material, new color (textures keep their pattern); clear glass has no color to change.
         kind_ = obj.material.kind if obj.material.kind != "glass" else "diffuse"
-        edited.objects[index].material = MaterialSpec(kind_, COLORS[name], roughness=obj.material.roughness,
-                                                      metallic=obj.material.metallic)
+        edited.objects[index].material = dataclasses.replace(obj.material, kind=kind_, color=COLORS[name])
         fields["color"] = name
     else:
         name = rng.choice([m for m, mat in MATERIALS.items() if mat.kind != obj.material.kind])

@@ -4,13 +4,14 @@ import pytest
 
 from render.edits import STRUCTURAL, edit_spec
 from render.sampling import sample_scene
+from render.spec import validate
 
 
 def _visible(spec):
     return {i + 1: 0.05 for i in range(len(spec.objects))}
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(40))
 def test_one_object_changes_and_the_instruction_names_it(seed):
     spec = sample_scene(seed, 64, 64)
     made = edit_spec(spec, seed, _visible(spec))
@@ -19,6 +20,7 @@ def test_one_object_changes_and_the_instruction_names_it(seed):
         assert all(classes.count(c) > 1 for c in classes)
         return
     edited, rec = made
+    validate(edited)  # renderable: e.g. a recolored textured material keeps its texture
     cls = spec.objects[rec["object_index"]].semantic_class
     assert cls not in STRUCTURAL and cls in rec["instruction"]
     assert sum(o.semantic_class == cls for o in spec.objects) == 1
