@@ -52,6 +52,23 @@ class ShardPaths:
         return len(stale)
 
 
+def ensure_output_dir(path: str | os.PathLike, key: str = "out") -> Path:
+    """Create the output directory `path` if needed and check that files can be created in it.
+
+    Call before any work starts, so that a typo'd or unwritable `out` fails at once and in one
+    line instead of inside every worker. Raises ValueError naming `key` and the reason.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", suffix=".tmp", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"{key}={str(path)!r} is not a writable directory ({err.strerror}: {err.filename})") from err
+    return path
+
+
 class ShardWriter:
     """Collect samples in a temp tar; `commit()` publishes tar + Parquet atomically.
 
@@ -100,20 +117,31 @@ class ShardWriter:
                            "tar_size": self._tar.offset - start, **(row or {})})
 
     def commit(self) -> int:
-        """Finish the tar, write the Parquet sidecar, rename both (Parquet last). Returns #samples."""
-        self._tar.close()
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        fd, tmp_pq = tempfile.mkstemp(prefix=f".{self.paths.parquet.name}.", suffix=".tmp", dir=self.paths.parquet.parent)
-        os.close(fd)
+        """Finish the tar, write the Parquet sidecar, rename both (Parquet last). Returns #samples.
+
+        On any error (a full disk shows up at a write, the fsync or a rename) nothing new stays under
+        a final name: the temp files go, and so does a tar already renamed whose Parquet rename failed
+        (readers that glob `*.tar` would read a shard without its manifest rows), unless the shard's
+        earlier Parquet is there (a rewrite of a complete shard keeps a complete pair).
+        """
+        tmp_pq, published = None, False
         try:
+            self._tar.close()
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            fd, tmp_pq = tempfile.mkstemp(prefix=f".{self.paths.parquet.name}.", suffix=".tmp",
+                                          dir=self.paths.parquet.parent)
+            os.close(fd)
             pq.write_table(pa.Table.from_pylist(self._rows, schema=self.schema), tmp_pq)
             os.replace(self._tmp_tar, self.paths.tar)
+            published = True
             os.replace(tmp_pq, self.paths.parquet)
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_pq)
+            orphan = published and not self.paths.parquet.exists()  # a rewrite keeps the old, complete pair
+            for path in [p for p in (tmp_pq, self.paths.tar if orphan else None) if p]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
             self.abort()
             raise
         return len(self._rows)

@@ -26,8 +26,9 @@ from annotate.filters import FilterConfig
 from annotate.imageio import DecodePolicy
 from annotate.process import AnnotateSettings, UnitStats, annotate_unit
 from annotate.sources import SOURCE_KINDS, WorkUnit, detect_kind, plan_units
-from encode.shards import ShardPaths, ShardWriter
+from encode.shards import ShardPaths, ShardWriter, ensure_output_dir
 from pipelines.atomic import atomic_open
+from pipelines.work_pool import shard_error
 
 MAX_SHARD_ATTEMPTS = 3
 
@@ -124,6 +125,7 @@ def run_annotate(cfg: AnnotateJobConfig, progress: bool = True) -> dict:
     """Annotate every missing shard of `cfg` with an actor pool on the current Ray session."""
     import ray
 
+    ensure_output_dir(cfg.out)  # an unwritable `out` fails here, not in every worker
     units = plan_units(cfg.source, cfg.source_kind, cfg.images_per_shard, cfg.settings.extensions)
     todo = [u for u in units if not cfg.paths(u.index).complete()]
     total = {"items": 0, "written": 0, "referring": 0, "candidates": 0, "kept": 0, "skipped": Counter(),
@@ -158,8 +160,8 @@ def run_annotate(cfg: AnnotateJobConfig, progress: bool = True) -> dict:
                 try:
                     shard = ray.get(ready[0])
                 except ray.exceptions.RayError as err:
-                    raise RuntimeError(f"annotate shard {unit.index} ({unit.describe()}) failed after "
-                                       f"{MAX_SHARD_ATTEMPTS} attempts: {err}") from err
+                    raise shard_error(err, f"annotate shard {unit.index} ({unit.describe()})",
+                                      MAX_SHARD_ATTEMPTS) from err
                 free.append(actor)
                 add_stats(total, shard)
                 summary["annotated_shards"] += 0 if shard["skipped_shard"] else 1

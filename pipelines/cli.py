@@ -29,6 +29,7 @@ def _run_demo(cfg: DictConfig) -> None:
 
 
 def _run_render(cfg: DictConfig) -> None:
+    from encode.shards import ensure_output_dir
     from pipelines import render_job
     from pipelines.ray_runtime import ray_session
 
@@ -37,12 +38,14 @@ def _run_render(cfg: DictConfig) -> None:
         conf = render_job.config_from_dict(data)
     except TypeError as err:
         raise ConfigError(str(err)) from err
+    ensure_output_dir(conf.out)  # before Ray starts
     with ray_session(cfg.ray.address, cfg.ray.num_cpus):
         summary = render_job.run_render(conf)
     print(render_job.describe(summary))
 
 
 def _run_encode(cfg: DictConfig) -> None:
+    from encode.shards import ensure_output_dir
     from pipelines import encode_job
     from pipelines.ray_runtime import ray_session
 
@@ -51,6 +54,7 @@ def _run_encode(cfg: DictConfig) -> None:
         conf = encode_job.config_from_dict(data)
     except TypeError as err:
         raise ConfigError(str(err)) from err
+    ensure_output_dir(conf.out)  # before Ray starts
     with ray_session(cfg.ray.address, cfg.ray.num_cpus):
         summary = encode_job.run_encode(conf)
     print(encode_job.describe(summary))
@@ -98,6 +102,7 @@ def _run_eval(cfg: DictConfig) -> None:
 
 
 def _run_annotate(cfg: DictConfig) -> None:
+    from encode.shards import ensure_output_dir
     from pipelines import annotate_job
     from pipelines.ray_runtime import ray_session
 
@@ -106,6 +111,7 @@ def _run_annotate(cfg: DictConfig) -> None:
         conf = annotate_job.config_from_dict(data)
     except TypeError as err:
         raise ConfigError(str(err)) from err
+    ensure_output_dir(conf.out)  # before Ray starts
     with ray_session(cfg.ray.address, cfg.ray.num_cpus):
         summary = annotate_job.run_annotate(conf)
     print(annotate_job.describe(summary))
@@ -116,7 +122,7 @@ def _run_run(cfg: DictConfig) -> None:
 
     data = OmegaConf.to_container(cfg, resolve=True)
     try:
-        run_job.check_config(data)
+        run_job.check_stage_configs(data, run_job.check_config(data))
     except run_job.RunError as err:
         raise ConfigError(str(err)) from err
     print(run_job.describe(run_job.run(data)))
@@ -161,7 +167,21 @@ def compose(stage: str, overrides: list[str]) -> DictConfig:
         with initialize_config_module(config_module="pipelines.conf", version_base="1.3"):
             return hydra_compose(config_name=STAGES[stage][0], overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(str(err).splitlines()[0]) from err
+        raise ConfigError(_one_line(str(err))) from err
+
+
+def _one_line(message: str) -> str:
+    """Hydra's first line, plus the choices it lists on later lines (`preset=huge` -> the presets)."""
+    lines = message.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Available options in"):
+            options = []
+            for option in lines[i + 1:]:
+                if not option.startswith("\t"):
+                    break
+                options.append(option.strip())
+            return f"{lines[0]}; allowed: {options}"
+    return lines[0]
 
 
 def _usage() -> str:
@@ -198,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"vistune {stage}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, an output that became unwritable: errno and path say it
+        print(f"vistune {stage}: error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from encode.manifest import SCHEMA
 from encode.sample import SampleError, to_files
-from encode.shards import ShardError, ShardPaths, ShardWriter, iter_samples, read_rows
+from encode.shards import ShardError, ShardPaths, ShardWriter, ensure_output_dir, iter_samples, read_rows
 from encode.tasks import EncodeSettings, TaskBuilder
 from pipelines.atomic import atomic_open
 
@@ -143,6 +143,7 @@ def run_encode(cfg: EncodeJobConfig, progress: bool = True) -> dict[str, Any]:
     from pipelines.work_pool import run_pool
 
     complete, incomplete = list_inputs(cfg.inputs)
+    ensure_output_dir(cfg.out)  # an unwritable `out` fails here, not in every worker
     for tar in incomplete:
         log.warning("encode: %s has no Parquet sidecar (an unfinished raw shard); not encoded", tar)
     if cfg.on_error == "raise" and incomplete:

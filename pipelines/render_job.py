@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from encode.shards import ShardPaths, ShardWriter
+from encode.shards import ShardPaths, ShardWriter, ensure_output_dir
 from pipelines.affinity import claim_cores
+from pipelines.work_pool import shard_error
 from render.sampling import FAMILIES, scene_seed
 from render.settings import RenderSettings
 
@@ -159,6 +160,7 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
     """Render every missing shard of `cfg` with an actor pool on the current Ray session."""
     import ray
 
+    ensure_output_dir(cfg.out)  # an unwritable `out` fails here, not in every worker
     todo = [s for s in range(cfg.n_shards) if not cfg.paths(s).complete()]
     done_scenes = cfg.n_scenes - sum(len(cfg.shard_scenes(s)) for s in todo)
     summary = {"shards": cfg.n_shards, "skipped_shards": cfg.n_shards - len(todo), "rendered_shards": 0,
@@ -185,7 +187,7 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
                 try:
                     stats = ray.get(ready[0])
                 except ray.exceptions.RayError as err:
-                    raise RuntimeError(f"render shard {shard} failed after {MAX_SHARD_ATTEMPTS} attempts: {err}") from err
+                    raise shard_error(err, f"render shard {shard}", MAX_SHARD_ATTEMPTS) from err
                 free.append(actor)
                 summary["rendered_shards"] += 0 if stats["skipped"] else 1
                 summary["rendered_scenes"] += 0 if stats["skipped"] else stats["scenes"]

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from encode.shards import ensure_output_dir
 from pipelines.atomic import atomic_open
 
 STAGES = ("render", "annotate", "encode", "mix", "pretrain", "tune", "eval")
@@ -158,6 +159,41 @@ def check_config(cfg: dict) -> list[str]:
     return [s for s in STAGES if s in stages]
 
 
+def check_stage_configs(cfg: dict, stages: list[str]) -> None:
+    """Build every selected stage's job config as its runner will, before any work starts: a bad
+    value in a late stage (say `tune.train.steps=-1`) fails now, not after an hour of rendering.
+    Raises RunError naming the stage block and the bad value."""
+    for stage in stages:
+        try:
+            _stage_config(cfg, stage)
+        except (TypeError, ValueError) as err:
+            raise RunError(f"{stage}: {err}") from err
+
+
+def _stage_config(cfg: dict, stage: str) -> Any:
+    """`stage`'s job config; values its runner fills in from earlier stages get stand-ins of the same kind."""
+    block = dict(cfg[stage])
+    if stage == "render":
+        from pipelines import render_job
+        return render_job.config_from_dict(block)
+    if stage == "annotate":
+        from pipelines import annotate_job
+        if not block.get("source"):  # the runner writes the sample photos' list here
+            block.update(source=str(Path(cfg["out"]) / "web" / "images.txt"), source_kind="list")
+        return annotate_job.config_from_dict(block)
+    if stage == "encode":
+        from pipelines import encode_job
+        return encode_job.config_from_dict(block)
+    if stage == "mix":
+        from pipelines import mix_job
+        return mix_job.mixture_config(block)
+    if stage in ("pretrain", "tune"):
+        from pipelines import train_job
+        return train_job.config_from_dict({**block, "init_from": None})
+    from pipelines import eval_job
+    return eval_job.config_from_dict({**block, "checkpoint": ["step-00000001.pt"], "base": None})
+
+
 def headline_metrics(eval_json: str) -> dict[str, Any]:
     """Task -> headline metric of the newest evaluated checkpoint, from eval.json."""
     from train.evals.scoring import HEADLINE
@@ -180,6 +216,9 @@ def run(cfg: dict, log: Callable[[str], None] = print) -> dict:
     from pipelines.ray_runtime import ray_session
 
     stages = check_config(cfg)
+    check_stage_configs(cfg, stages)
+    for key, out in [("out", cfg["out"])] + [(f"{s}.out", cfg[s]["out"]) for s in stages]:
+        ensure_output_dir(out, key)  # an unwritable output fails now, not when its stage starts
     summary: dict[str, Any] = {"out": cfg["out"], "stages": {}}
     t_all = time.perf_counter()
     needs_ray = any(s in RAY_STAGES for s in stages)

@@ -16,6 +16,23 @@ class ShardFailed(RuntimeError):
     """A shard whose worker kept failing (or raised) after every retry."""
 
 
+def shard_error(err: Exception, what: str, attempts: int = MAX_ATTEMPTS) -> Exception:
+    """What the driver raises for a shard call that failed with the Ray error `err`.
+
+    The worker's own exception comes back as itself (a named input error, a full disk: one clear
+    line at the CLI, not a remote traceback); anything else (the worker kept dying and Ray gave
+    up after `attempts` tries) becomes ShardFailed naming `what`.
+    """
+    import ray
+
+    if isinstance(err, ray.exceptions.RayTaskError):  # raised by the worker's code: not retried
+        cause = getattr(err, "cause", None)
+        if isinstance(cause, Exception) and not isinstance(cause, ray.exceptions.RayError):
+            return cause
+        return ShardFailed(f"{what} failed: {err}")
+    return ShardFailed(f"{what} failed after {attempts} attempts: {err}")
+
+
 def run_pool(worker_cls: type, init_args: tuple, method: str, items: Iterable[Any], n_workers: int,
              on_result: Callable[[Any, dict], None], num_cpus: float = 1, num_gpus: float = 0,
              call_args: tuple = ()) -> int:
@@ -43,14 +60,8 @@ def run_pool(worker_cls: type, init_args: tuple, method: str, items: Iterable[An
             actor, item = pending.pop(ready[0])
             try:
                 result = ray.get(ready[0])
-            except ray.exceptions.RayTaskError as err:
-                # The worker's own exception (a named input error, say): surface it as itself.
-                cause = getattr(err, "cause", None)
-                if isinstance(cause, Exception) and not isinstance(cause, ray.exceptions.RayError):
-                    raise cause from err
-                raise ShardFailed(f"{method} {item!r} failed: {err}") from err
             except ray.exceptions.RayError as err:
-                raise ShardFailed(f"{method} {item!r} failed after {MAX_ATTEMPTS} attempts: {err}") from err
+                raise shard_error(err, f"{method} {item!r}") from err
             free.append(actor)
             on_result(item, result)
     finally:
