@@ -87,6 +87,10 @@ class RenderWorker:
     def pid(self) -> int:
         return os.getpid()
 
+    def close(self) -> None:
+        """Remove the renderer's scratch directory (RAM-backed /dev/shm); `ray.kill` runs no cleanup."""
+        self.renderer.close()
+
     def render_shard(self, cfg: RenderJobConfig, shard: int) -> dict:
         """Render and write one shard. Encoding and writing scene k (EXR, PNG, tar) run on a
         helper thread while Cycles renders scene k + 1: free when the worker has a spare core
@@ -198,6 +202,8 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
                 bar.update(stats["scenes"])
         finally:
             bar.close()
+            idle = [a for a in actors if all(a is not busy for busy, _ in pending.values())]
+            ray.wait([a.close.remote() for a in idle], num_returns=len(idle), timeout=30)
             for actor in actors:
                 ray.kill(actor)
         summary["workers"] = n_workers

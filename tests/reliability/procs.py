@@ -144,7 +144,7 @@ class LocalCluster:
         """Stop every process of this cluster (and nothing else), then remove its temp dir."""
         for proc in self.nodes.values():
             if proc.poll() is None:
-                kill_tree(proc.pid, grace_s=5)
+                kill_tree(proc.pid, grace_s=2)
             proc.wait(timeout=30)
         # workers sit in sessions of their own; any left whose cmdline names our temp dir go too
         leftovers = [p for p, (_, cmd) in proc_table().items() if self.temp_dir.encode() in cmd]

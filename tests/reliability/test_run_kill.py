@@ -33,7 +33,10 @@ def _overrides(out: Path, images: Path) -> list[str]:
         "render.n_scenes=4", "render.scenes_per_shard=1", "render.width=32", "render.height=32",
         "render.render.samples=1", "render.render.denoise=false", "render.edit_fraction=0.5",
         "annotate.images_per_shard=1", "annotate.decode.size=64",
+        # the salt puts one of the 4 scenes in the eval split whatever the temp paths (annotate's split
+        # groups are image paths): eval needs held-out samples
         "encode.workers=1", "encode.settings.size=16", "encode.settings.eval_fraction=0.5",
+        "encode.settings.split_salt=b",
         "tune.mixture.allow_empty=true", "pretrain.mixture.allow_empty=true",
         f"pretrain.train.steps={PRETRAIN_STEPS}", "pretrain.train.ckpt_every=10", "pretrain.train.keep=0", "tune.train.steps=4",
         "tune.train.ckpt_every=2", "pretrain.train.batch_size=2", "tune.train.batch_size=2",
