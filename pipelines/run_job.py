@@ -53,7 +53,7 @@ def sample_photos(out: Path) -> Path:
             image = getattr(skimage.data, name)()
             with atomic_open(path) as f:
                 Image.fromarray(image).convert("RGB").save(f, format="PNG")
-        lines.append(f"{path}\t{caption}")
+        lines.append(f"{path.resolve()}\t{caption}")  # file lists resolve relative paths against their own folder
     listing = out / "images.txt"
     with atomic_open(listing, "w") as f:
         f.write("\n".join(lines) + "\n")
