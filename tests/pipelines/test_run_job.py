@@ -87,3 +87,15 @@ def test_run_end_to_end_then_rerun_redoes_only_missing(tmp_path):
             f.unlink()
     third = run({**cfg, "stages": ["render", "annotate", "encode"]}, log=logs.append)
     assert "1 input shards encoded" in third["stages"]["encode"]["summary"]
+
+
+def test_sample_photos_list_resolves_from_a_relative_out_dir(tmp_path, monkeypatch):
+    """The smoke run's web images: a captioned file list whose paths annotate can open."""
+    from annotate.sources import read_file_list
+    from pipelines.run_job import SAMPLE_PHOTOS, sample_photos
+
+    monkeypatch.chdir(tmp_path)
+    listing = sample_photos(Path("outputs/run/web"))  # relative, as `make run` uses it
+    items = read_file_list(str(listing))
+    assert len(items) == len(SAMPLE_PHOTOS) and all(Path(p).is_file() for p, _ in items)
+    assert all(caption for _, caption in items)
