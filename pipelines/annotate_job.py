@@ -28,7 +28,7 @@ from annotate.process import AnnotateSettings, UnitStats, annotate_unit
 from annotate.sources import SOURCE_KINDS, WorkUnit, detect_kind, plan_units
 from encode.shards import ShardPaths, ShardWriter, ensure_output_dir
 from pipelines.atomic import atomic_open
-from pipelines.work_pool import shard_error
+from pipelines.work_pool import run_pool
 
 MAX_SHARD_ATTEMPTS = 3
 
@@ -141,36 +141,22 @@ def run_annotate(cfg: AnnotateJobConfig, progress: bool = True) -> dict:
         fit = (resources.get("GPU", 0) / cfg.gpus_per_worker if cfg.gpus_per_worker
                else resources.get("CPU", 1) / cfg.cpus_per_worker)
         n_workers = min(cfg.workers or max(int(fit), 1), len(todo))
-        actor_cls = ray.remote(num_cpus=cfg.cpus_per_worker, num_gpus=cfg.gpus_per_worker,
-                               max_restarts=MAX_SHARD_ATTEMPTS, max_task_retries=MAX_SHARD_ATTEMPTS)(AnnotateWorker)
-        actors = [actor_cls.remote(cfg.labeler, dict(cfg.labeler_params), cfg.cpus_per_worker)
-                  for _ in range(n_workers)]
-        summary["workers"] = n_workers
         bar = tqdm(total=len(units), initial=len(units) - len(todo), unit="shard", desc="annotate",
                    disable=not progress)
-        pending: dict = {}
-        queue, free = list(todo), list(actors)
+
+        def on_result(unit: WorkUnit, shard: dict) -> None:
+            add_stats(total, shard)
+            summary["annotated_shards"] += 0 if shard["skipped_shard"] else 1
+            bar.set_postfix(images=total["written"], skipped=sum(total["skipped"].values()), refresh=False)
+            bar.update(1)
+
         try:
-            while queue or pending:
-                while queue and free:
-                    actor, unit = free.pop(), queue.pop(0)
-                    pending[actor.annotate_shard.remote(cfg, unit)] = (actor, unit)
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                actor, unit = pending.pop(ready[0])
-                try:
-                    shard = ray.get(ready[0])
-                except ray.exceptions.RayError as err:
-                    raise shard_error(err, f"annotate shard {unit.index} ({unit.describe()})",
-                                      MAX_SHARD_ATTEMPTS) from err
-                free.append(actor)
-                add_stats(total, shard)
-                summary["annotated_shards"] += 0 if shard["skipped_shard"] else 1
-                bar.set_postfix(images=total["written"], skipped=sum(total["skipped"].values()), refresh=False)
-                bar.update(1)
+            summary["workers"] = run_pool(
+                AnnotateWorker, (cfg.labeler, dict(cfg.labeler_params), cfg.cpus_per_worker), "annotate_shard", todo,
+                n_workers, on_result, num_cpus=cfg.cpus_per_worker, num_gpus=cfg.gpus_per_worker, call_args=(cfg,),
+                attempts=MAX_SHARD_ATTEMPTS, describe=lambda u: f"annotate shard {u.index} ({u.describe()})")
         finally:
             bar.close()
-            for actor in actors:
-                ray.kill(actor)
     summary["wall_s"] = round(time.perf_counter() - t0, 3)
     summary.update({k: dict(sorted(v.items())) if isinstance(v, Counter) else v for k, v in total.items()})
     summary["timings"] = {k: round(v, 3) for k, v in summary["timings"].items()}

@@ -28,36 +28,32 @@ def _run_demo(cfg: DictConfig) -> None:
     print(f"wrote {conf.out}/contact_sheet.png and {conf.out}/roundtrip.json")
 
 
-def _run_render(cfg: DictConfig) -> None:
-    from encode.shards import ensure_output_dir
-    from pipelines import render_job
-    from pipelines.ray_runtime import ray_session
+def _ray_stage(job: str, run: str) -> Callable[[DictConfig], None]:
+    """The runner of a Ray stage whose module `pipelines.<job>` has config_from_dict, `run` and describe:
+    build and check the config, check that `out` is writable, then start (or join) Ray and run."""
 
-    data = OmegaConf.to_container(cfg, resolve=True)
-    try:
-        conf = render_job.config_from_dict(data)
-    except TypeError as err:
-        raise ConfigError(str(err)) from err
-    ensure_output_dir(conf.out)  # before Ray starts
-    with ray_session(cfg.ray.address, cfg.ray.num_cpus):
-        summary = render_job.run_render(conf)
-    print(render_job.describe(summary))
+    def runner(cfg: DictConfig) -> None:
+        import importlib
+
+        from encode.shards import ensure_output_dir
+        from pipelines.ray_runtime import ray_session
+
+        module = importlib.import_module(f"pipelines.{job}")
+        try:
+            conf = module.config_from_dict(OmegaConf.to_container(cfg, resolve=True))
+        except TypeError as err:
+            raise ConfigError(str(err)) from err
+        ensure_output_dir(conf.out)  # before Ray starts
+        with ray_session(cfg.ray.address, cfg.ray.num_cpus):
+            summary = getattr(module, run)(conf)
+        print(module.describe(summary))
+
+    return runner
 
 
-def _run_encode(cfg: DictConfig) -> None:
-    from encode.shards import ensure_output_dir
-    from pipelines import encode_job
-    from pipelines.ray_runtime import ray_session
-
-    data = OmegaConf.to_container(cfg, resolve=True)
-    try:
-        conf = encode_job.config_from_dict(data)
-    except TypeError as err:
-        raise ConfigError(str(err)) from err
-    ensure_output_dir(conf.out)  # before Ray starts
-    with ray_session(cfg.ray.address, cfg.ray.num_cpus):
-        summary = encode_job.run_encode(conf)
-    print(encode_job.describe(summary))
+_run_render = _ray_stage("render_job", "run_render")
+_run_encode = _ray_stage("encode_job", "run_encode")
+_run_annotate = _ray_stage("annotate_job", "run_annotate")
 
 
 def _run_mix(cfg: DictConfig) -> None:
@@ -99,22 +95,6 @@ def _run_eval(cfg: DictConfig) -> None:
     except TypeError as err:
         raise ConfigError(str(err)) from err
     print(eval_job.describe(eval_job.run_eval(conf)))
-
-
-def _run_annotate(cfg: DictConfig) -> None:
-    from encode.shards import ensure_output_dir
-    from pipelines import annotate_job
-    from pipelines.ray_runtime import ray_session
-
-    data = OmegaConf.to_container(cfg, resolve=True)
-    try:
-        conf = annotate_job.config_from_dict(data)
-    except TypeError as err:
-        raise ConfigError(str(err)) from err
-    ensure_output_dir(conf.out)  # before Ray starts
-    with ray_session(cfg.ray.address, cfg.ray.num_cpus):
-        summary = annotate_job.run_annotate(conf)
-    print(annotate_job.describe(summary))
 
 
 def _run_run(cfg: DictConfig) -> None:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from encode.shards import ShardPaths, ShardWriter, ensure_output_dir
 from pipelines.affinity import claim_cores
-from pipelines.work_pool import shard_error
+from pipelines.work_pool import run_pool
 from render.sampling import FAMILIES, scene_seed
 from render.settings import RenderSettings
 
@@ -174,38 +174,23 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
     first_start: dict[int, float] = {}  # worker pid -> first shard start (epoch s)
     if todo:
         n_workers = min(cfg.workers or max(int(ray.available_resources().get("CPU", 1)), 1), len(todo))
-        actor_cls = ray.remote(num_cpus=1, max_restarts=MAX_SHARD_ATTEMPTS, max_task_retries=MAX_SHARD_ATTEMPTS)(RenderWorker)
-        actors = [actor_cls.remote(dict(cfg.render), cfg.pin_cores) for _ in range(n_workers)]
         bar = tqdm(total=cfg.n_scenes, initial=done_scenes, unit="scene", desc="render", disable=not progress)
-        pending: dict = {}
-        queue = list(todo)
-        free = list(actors)
+
+        def on_result(shard: int, stats: dict) -> None:
+            summary["rendered_shards"] += 0 if stats["skipped"] else 1
+            summary["rendered_scenes"] += 0 if stats["skipped"] else stats["scenes"]
+            summary["cycles_s"] += stats.get("cycles_s", 0.0)
+            summary["worker_s"] += stats.get("wall_s", 0.0)
+            if "started" in stats:
+                first_start[stats["pid"]] = min(first_start.get(stats["pid"], math.inf), stats["started"])
+            bar.update(stats["scenes"])
+
         try:
-            while queue or pending:
-                while queue and free:
-                    actor = free.pop()
-                    shard = queue.pop(0)
-                    pending[actor.render_shard.remote(cfg, shard)] = (actor, shard)
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                actor, shard = pending.pop(ready[0])
-                try:
-                    stats = ray.get(ready[0])
-                except ray.exceptions.RayError as err:
-                    raise shard_error(err, f"render shard {shard}", MAX_SHARD_ATTEMPTS) from err
-                free.append(actor)
-                summary["rendered_shards"] += 0 if stats["skipped"] else 1
-                summary["rendered_scenes"] += 0 if stats["skipped"] else stats["scenes"]
-                summary["cycles_s"] += stats.get("cycles_s", 0.0)
-                summary["worker_s"] += stats.get("wall_s", 0.0)
-                if "started" in stats:
-                    first_start[stats["pid"]] = min(first_start.get(stats["pid"], math.inf), stats["started"])
-                bar.update(stats["scenes"])
+            n_workers = run_pool(RenderWorker, (dict(cfg.render), cfg.pin_cores), "render_shard", todo, n_workers,
+                                 on_result, call_args=(cfg,), attempts=MAX_SHARD_ATTEMPTS,
+                                 describe=lambda shard: f"render shard {shard}")
         finally:
             bar.close()
-            idle = [a for a in actors if all(a is not busy for busy, _ in pending.values())]
-            ray.wait([a.close.remote() for a in idle], num_returns=len(idle), timeout=30)
-            for actor in actors:
-                ray.kill(actor)
         summary["workers"] = n_workers
     summary["wall_s"] = time.perf_counter() - t0
     # Actor start-up: from job start to each worker's first shard (bpy import, scene setup).

@@ -35,11 +35,14 @@ def shard_error(err: Exception, what: str, attempts: int = MAX_ATTEMPTS) -> Exce
 
 def run_pool(worker_cls: type, init_args: tuple, method: str, items: Iterable[Any], n_workers: int,
              on_result: Callable[[Any, dict], None], num_cpus: float = 1, num_gpus: float = 0,
-             call_args: tuple = ()) -> int:
+             call_args: tuple = (), attempts: int = MAX_ATTEMPTS,
+             describe: Callable[[Any], str] | None = None) -> int:
     """Run `worker.<method>(*call_args, item)` for every item on a pool of `n_workers` actors.
 
     `on_result(item, result)` is called on the driver as results arrive (any order). Returns the
-    number of workers used. Raises ShardFailed naming the item when an item fails for good.
+    number of workers used. Raises the worker's own exception, or ShardFailed naming the item
+    (`describe(item)`) when its worker kept dying. Workers with a `close()` method are asked to
+    release what `ray.kill` would leak (scratch directories) before they are killed.
     """
     import ray
 
@@ -47,8 +50,8 @@ def run_pool(worker_cls: type, init_args: tuple, method: str, items: Iterable[An
     if not queue:
         return 0
     n_workers = max(1, min(n_workers, len(queue)))
-    remote_cls = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=MAX_ATTEMPTS,
-                            max_task_retries=MAX_ATTEMPTS)(worker_cls)
+    remote_cls = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=attempts,
+                            max_task_retries=attempts)(worker_cls)
     actors = [remote_cls.remote(*init_args) for _ in range(n_workers)]
     free, pending = list(actors), {}
     try:
@@ -61,10 +64,13 @@ def run_pool(worker_cls: type, init_args: tuple, method: str, items: Iterable[An
             try:
                 result = ray.get(ready[0])
             except ray.exceptions.RayError as err:
-                raise shard_error(err, f"{method} {item!r}") from err
+                raise shard_error(err, describe(item) if describe else f"{method} {item!r}", attempts) from err
             free.append(actor)
             on_result(item, result)
     finally:
+        if hasattr(worker_cls, "close"):
+            idle = [a for a in actors if all(a is not busy for busy, _ in pending.values())]
+            ray.wait([a.close.remote() for a in idle], num_returns=len(idle), timeout=30)
         for actor in actors:
             ray.kill(actor)
     return n_workers
