@@ -81,6 +81,9 @@ class MixtureConfig:
             raise MixtureError(f"mixture: duplicate source names {names}")
         if self.window < 1 or self.block < 1:
             raise MixtureError(f"mixture: window and block must be >= 1, got {self.window}, {self.block}")
+        schemes = {r.split("://")[0] if "://" in r else "file" for r in self.roots}
+        if len(schemes) > 1:
+            raise MixtureError(f"mixture: all roots must live on one filesystem, got schemes {sorted(schemes)}")
         if self.on_error not in ("skip", "raise"):
             raise MixtureError(f"mixture: on_error {self.on_error!r} not in ['skip', 'raise']")
 
@@ -244,6 +247,7 @@ class MixtureStream:
         self.counts = [0] * len(self.index)
         self.errors = 0
         self._block_cache: tuple[int, np.ndarray] = (-1, np.empty(0, np.int64))
+        self._fs = filesystem_and_path(config.roots[0])[0]  # one filesystem for every root (checked)
 
     def _fingerprint(self) -> str:
         h = hashlib.sha256(json.dumps([asdict(self.config)["sources"], self.config.seed, self.config.split,
@@ -301,8 +305,7 @@ class MixtureStream:
     # ------------------------------------------------------------------ reading
 
     def _read(self, tar: str, offset: int, size: int) -> dict[str, Any]:
-        fs, _ = filesystem_and_path(self.config.roots[0])
-        return read_sample_at(tar, offset, size, filesystem=fs)
+        return read_sample_at(tar, offset, size, filesystem=self._fs)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         while True:

@@ -110,6 +110,7 @@ class TaskBuilder:
         self.normals_codec = codecs.get("normals")
         self.instance_codec = codecs.get("instance")
         self.mask_codec = codecs.get("mask")
+        self._semantic_codecs: dict[int, Any] = {}  # by class count: building a palette costs ~7 ms
 
     # ------------------------------------------------------------------ entry
 
@@ -139,18 +140,21 @@ class TaskBuilder:
         rgb_bytes = raw.get("rgb.png", raw.get("rgb.jpg"))
         if rgb_bytes is None:
             raise SampleError(f"raw sample {key!r} has no rgb image (render.rgb=false shards cannot be encoded)")
-        rgb = read_image(rgb_bytes, f"{key}.rgb")
-        if rgb.ndim != 3:
-            raise SampleError(f"raw sample {key!r}: rgb is not a color image (shape {rgb.shape})")
-        h, w = rgb.shape[:2]
         targets: dict[str, np.ndarray] = {}
         if kind == "render":
             from render import raw as render_raw  # the render shard format (members <-> arrays), no bpy
 
             try:
-                rr = render_raw.from_sample(raw)
+                rr = render_raw.from_sample(raw)  # decodes rgb.png too: no second decode below
             except Exception as err:
                 raise SampleError(f"raw render sample {key!r}: {err}") from err
+            rgb = rr.rgb if rr.rgb is not None else read_image(rgb_bytes, f"{key}.rgb")
+        else:
+            rgb = read_image(rgb_bytes, f"{key}.rgb")
+        if rgb.ndim != 3:
+            raise SampleError(f"raw sample {key!r}: rgb is not a color image (shape {rgb.shape})")
+        h, w = rgb.shape[:2]
+        if kind == "render":
             targets.update(depth=rr.depth, normals=rr.normals, semantic=rr.semantic, instance=rr.instance)
             seed = int(meta.get("seed", 0))
             group = f"render:{seed}"
@@ -237,7 +241,9 @@ class TaskBuilder:
         n = len(src.class_names)
         if int(ids.max()) > n:
             raise SampleError(f"raw sample {src.key!r}: semantic id {int(ids.max())} outside its class table ({n})")
-        codec = codecs.get("semantic", num_classes=max(n, 1))
+        codec = self._semantic_codecs.get(n)
+        if codec is None:
+            codec = self._semantic_codecs[n] = codecs.get("semantic", num_classes=max(n, 1))
         present = [int(i) for i in np.unique(ids[ids > 0])]
         rng = np.random.default_rng(self._prompt_seed(src, "semantic"))
         absent = [i for i in range(1, n + 1) if i not in present]
