@@ -3,7 +3,9 @@
 Ground truth (depth, normals, instance and semantic ids) comes from a 1-sample render with a
 0.01-pixel box filter, no denoising and no bounces: every pixel is one ray through (within
 0.005 px of) its center, the point that K describes, so there are no flying pixels and ids
-are never blended. The beauty pass (RGB) is a separate render with the configured samples,
+are never blended. Every surface then wears one shader-free material whose only work is to
+write two AOVs: the semantic id, and the shading normal already turned to face the camera and
+rotated into the camera frame (so no per-pixel conversion is left for Python). The beauty pass (RGB) is a separate render with the configured samples,
 denoiser and pixel filter. Both write EXR/PNG to a private temp directory, read back here.
 """
 
@@ -22,7 +24,6 @@ import bpy
 import numpy as np
 from PIL import Image
 
-from render import camera as cam
 from render import exr
 from render.blender.builder import SEMANTIC_PROPERTY, build_scene, clear_scene
 from render.settings import RenderSettings
@@ -31,6 +32,7 @@ from render.spec import SceneSpec, validate
 _BACKGROUND_DEPTH = 1e9  # Blender writes 1e10 where rays escape
 _GT_MATERIAL = "vistune_ground_truth"
 _SEMANTIC_AOV = "semantic"
+_NORMAL_AOV = "normal"  # camera-frame normal, Cycles camera axes (x right, y up, z forward)
 
 
 class RenderError(RuntimeError):
@@ -127,17 +129,18 @@ class BlenderRenderer:
         # does nothing for first-hit passes.
         scene.world.cycles.sampling_method = "NONE"
         layer = scene.view_layers[0]
-        layer.use_pass_z = layer.use_pass_normal = True
-        layer.use_pass_object_index = True
-        layer.use_pass_combined = False  # nothing is shaded: keep it out of the EXR
-        # Every surface gets a shader-free material that only writes the semantic id AOV: no
-        # BSDF, texture or light evaluation (the ground truth needs none), 3-5x faster at 512 px.
-        # The Normal pass then holds the interpolated shading normal.
+        layer.use_pass_z = layer.use_pass_object_index = True
+        layer.use_pass_normal = False  # world space: the normal AOV has it in the camera frame
+        layer.use_pass_combined = False  # nothing is shaded (Blender 5.0 still writes it)
+        # Every surface gets a shader-free material that only writes the AOVs: no BSDF, texture
+        # or light evaluation (the ground truth needs none), 3-5x faster at 512 px.
         layer.material_override = self._gt_material()
         settings = scene.render.image_settings
         settings.media_type = "MULTI_LAYER_IMAGE"  # Blender 5.0: set the media type before the format
         settings.file_format = "OPEN_EXR_MULTILAYER"
-        settings.color_depth = "32"
+        # Half floats for color passes (Combined, the normal AOV: normals are stored as half
+        # anyway); Blender keeps data passes (Depth, Object Index, value AOVs) in float32.
+        settings.color_depth = "16"
         settings.exr_codec = "NONE"
         path = os.path.join(self._tmp, "gt.exr")
         timings["gt_render_s"] = self._render_to(path)
@@ -191,10 +194,38 @@ class BlenderRenderer:
         aov = nodes.new("ShaderNodeOutputAOV")
         aov.aov_name = _SEMANTIC_AOV
         links.new(attr.outputs["Fac"], aov.inputs["Value"])
+        # Normal: the interpolated shading normal N (Cycles has already flipped it for back
+        # faces), negated where it still points away from the camera (smooth shading near a
+        # silhouette): N * (1 - 2 [N . I < 0]), I = the direction back to the camera; then
+        # rotated into the camera frame.
+        geometry = nodes.new("ShaderNodeNewGeometry")
+        dot = nodes.new("ShaderNodeVectorMath")
+        dot.operation = "DOT_PRODUCT"
+        links.new(geometry.outputs["Normal"], dot.inputs[0])
+        links.new(geometry.outputs["Incoming"], dot.inputs[1])
+        away = nodes.new("ShaderNodeMath")
+        away.operation = "LESS_THAN"
+        links.new(dot.outputs["Value"], away.inputs[0])
+        away.inputs[1].default_value = 0.0
+        sign = nodes.new("ShaderNodeMath")
+        sign.operation = "MULTIPLY_ADD"
+        links.new(away.outputs["Value"], sign.inputs[0])
+        sign.inputs[1].default_value, sign.inputs[2].default_value = -2.0, 1.0
+        facing = nodes.new("ShaderNodeVectorMath")
+        facing.operation = "SCALE"
+        links.new(geometry.outputs["Normal"], facing.inputs[0])
+        links.new(sign.outputs["Value"], facing.inputs["Scale"])
+        to_camera = nodes.new("ShaderNodeVectorTransform")
+        to_camera.vector_type, to_camera.convert_from, to_camera.convert_to = "NORMAL", "WORLD", "CAMERA"
+        links.new(facing.outputs["Vector"], to_camera.inputs["Vector"])
+        normal_aov = nodes.new("ShaderNodeOutputAOV")
+        normal_aov.aov_name = _NORMAL_AOV
+        links.new(to_camera.outputs["Vector"], normal_aov.inputs["Color"])
         layer = self.scene.view_layers[0]
-        if _SEMANTIC_AOV not in layer.aovs:
-            entry = layer.aovs.add()
-            entry.name, entry.type = _SEMANTIC_AOV, "VALUE"
+        for name, kind in ((_SEMANTIC_AOV, "VALUE"), (_NORMAL_AOV, "COLOR")):
+            if name not in layer.aovs:
+                entry = layer.aovs.add()
+                entry.name, entry.type = name, kind
         return mat
 
     def _render_to(self, path: str) -> float:
@@ -215,15 +246,15 @@ class BlenderRenderer:
             return ch[key]
 
         K, ext = spec.camera.K(), spec.camera.world_to_camera()
-        depth = get("Depth.Z").astype(np.float32)
-        hit = depth < _BACKGROUND_DEPTH
-        depth[~hit] = np.inf
-        n_world = np.stack([get("Normal.X"), get("Normal.Y"), get("Normal.Z")], axis=-1)
-        normals = camera_normals(n_world, ext, K, hit)
+        depth = get("Depth.Z").astype(np.float32, copy=False)
+        miss = depth >= _BACKGROUND_DEPTH
+        depth[miss] = np.inf
+        normals = camera_frame_normals(get(f"{_NORMAL_AOV}.R"), get(f"{_NORMAL_AOV}.G"), get(f"{_NORMAL_AOV}.B"),
+                                       miss)
         instance = np.rint(get("Object Index.X")).astype(np.uint16)
         semantic = np.rint(get(f"{_SEMANTIC_AOV}.X")).astype(np.uint16)
-        instance[~hit] = 0
-        semantic[~hit] = 0
+        instance[miss] = 0
+        semantic[miss] = 0
         return RenderResult(depth, normals, instance, semantic, K, ext)
 
 
@@ -241,21 +272,20 @@ def _quiet_stdout() -> Iterator[None]:
         os.close(devnull)
 
 
-def camera_normals(n_world: np.ndarray, world_to_camera: np.ndarray, K: np.ndarray, hit: np.ndarray) -> np.ndarray:
-    """World-space normals -> unit OpenCV camera-frame normals facing the camera; NaN where no hit.
+def camera_frame_normals(x: np.ndarray, y: np.ndarray, z: np.ndarray, miss: np.ndarray) -> np.ndarray:
+    """The normal AOV's channels (Cycles camera axes: x right, y up, z forward) -> (H, W, 3)
+    float32 unit OpenCV camera-frame normals (y down), NaN where no surface was hit.
 
-    float32 and broadcast pixel rays (no (H, W, 3) ray array): ~5 ms at 512^2.
+    The AOV is unit length up to half-float rounding; renormalized here in float32.
     """
-    h, w = hit.shape
-    R = np.asarray(world_to_camera[:3, :3], np.float64)
-    src = [np.asarray(n_world[..., k], np.float32) for k in range(3)]
-    n = [R[i, 0] * src[0] + R[i, 1] * src[1] + R[i, 2] * src[2] for i in range(3)]  # per channel: no (3, 3) matmul loop
-    norm = np.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
-    valid = hit & (norm > 1e-6)
-    ray_x, ray_y = cam.pixel_ray_axes(K, h, w, np.float32)
-    away = n[0] * ray_x + n[1] * ray_y + n[2] > 0
-    scale = np.where(valid, np.where(away, -1.0, 1.0) / np.where(valid, norm, 1.0), np.nan).astype(np.float32)
-    return np.stack([c * scale for c in n], axis=-1)
+    n = np.empty((*miss.shape, 3), np.float32)
+    n[..., 0], n[..., 1], n[..., 2] = x, y, z
+    n[..., 1] *= -1.0
+    norm = np.sqrt(np.einsum("hwc,hwc->hw", n, n))
+    invalid = miss | ~(norm > 1e-3)
+    norm[invalid] = np.nan
+    n /= norm[..., None]
+    return n
 
 
 def settings_dict(settings: RenderSettings) -> dict[str, Any]:
