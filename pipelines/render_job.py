@@ -101,7 +101,7 @@ class RenderWorker:
         if paths.complete():
             return {"shard": shard, "skipped": True, "scenes": len(cfg.shard_scenes(shard))}
         t0, started = time.perf_counter(), time.time()
-        cycles_s = 0.0
+        cycles_s = render_s = 0.0
         paths.remove_stale_temps()  # left by a worker killed mid-shard; this shard is redone whole
         with ShardWriter(paths) as writer, ThreadPoolExecutor(1, thread_name_prefix="shard-writer") as pool:
             pending: Future | None = None
@@ -109,8 +109,10 @@ class RenderWorker:
                 seed = scene_seed(cfg.seed, index)
                 spec = sample_scene(seed, cfg.width, cfg.height, families=cfg.families)
                 result = self.renderer.render(spec)
-                cycles_s += result.timings.get("gt_render_s", 0.0) + result.timings.get("rgb_render_s", 0.0)
                 edit = self._edit(cfg, seed, spec, result)
+                t = result.timings
+                cycles_s += t["gt_cycles_s"] + t.get("rgb_cycles_s", 0.0) + t["edit_cycles_s"]
+                render_s += t["gt_render_s"] + t.get("rgb_render_s", 0.0) + t["edit_render_s"]
                 if pending is not None:
                     pending.result()  # in order; re-raises a failed write here
                 pending = pool.submit(self._write_scene, writer, cfg, index, seed, spec, result, edit)
@@ -118,7 +120,7 @@ class RenderWorker:
                 pending.result()
             n = writer.commit()
         return {"shard": shard, "skipped": False, "scenes": n, "wall_s": time.perf_counter() - t0, "cycles_s": cycles_s,
-                "pid": os.getpid(), "started": started, "ended": time.time()}
+                "render_s": render_s, "pid": os.getpid(), "started": started, "ended": time.time()}
 
     def _edit(self, cfg: RenderJobConfig, seed: int, spec, result):
         """(edited RGB, edit record) for a seeded `edit_fraction` of scenes, else None."""
@@ -126,7 +128,7 @@ class RenderWorker:
 
         from render.edits import edit_spec
 
-        result.timings["edit_render_s"] = 0.0  # every row has the column
+        result.timings["edit_render_s"] = result.timings["edit_cycles_s"] = 0.0  # every row has the columns
         rng = np.random.default_rng([seed, 0xED17])
         if not cfg.edit_fraction or rng.random() >= cfg.edit_fraction:
             return None
@@ -135,9 +137,10 @@ class RenderWorker:
         edit = edit_spec(spec, int(rng.integers(2 ** 31)), visible)
         if edit is None:
             return None
-        t = time.perf_counter()
-        rgb = self.renderer.render_rgb(edit[0])
+        t, timings = time.perf_counter(), {}
+        rgb = self.renderer.render_rgb(edit[0], timings)
         result.timings["edit_render_s"] = time.perf_counter() - t
+        result.timings["edit_cycles_s"] = timings["rgb_cycles_s"]
         return rgb, edit[1]
 
     def _write_scene(self, writer: ShardWriter, cfg: RenderJobConfig, index: int, seed: int, spec, result,
@@ -168,7 +171,8 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
     todo = [s for s in range(cfg.n_shards) if not cfg.paths(s).complete()]
     done_scenes = cfg.n_scenes - sum(len(cfg.shard_scenes(s)) for s in todo)
     summary = {"shards": cfg.n_shards, "skipped_shards": cfg.n_shards - len(todo), "rendered_shards": 0,
-               "scenes": cfg.n_scenes, "rendered_scenes": 0, "cycles_s": 0.0, "worker_s": 0.0,
+               "scenes": cfg.n_scenes, "rendered_scenes": 0, "cycles_s": 0.0, "render_s": 0.0,
+               "worker_s": 0.0,
                "out": cfg.out}
     t0, t0_epoch = time.perf_counter(), time.time()
     first_start: dict[int, float] = {}  # worker pid -> first shard start (epoch s)
@@ -179,7 +183,8 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
         def on_result(shard: int, stats: dict) -> None:
             summary["rendered_shards"] += 0 if stats["skipped"] else 1
             summary["rendered_scenes"] += 0 if stats["skipped"] else stats["scenes"]
-            summary["cycles_s"] += stats.get("cycles_s", 0.0)
+            summary["cycles_s"] += stats.get("cycles_s", 0.0)  # Cycles' own engine time
+            summary["render_s"] += stats.get("render_s", 0.0)  # whole bpy render calls (+ Blender's bookkeeping)
             summary["worker_s"] += stats.get("wall_s", 0.0)
             if "started" in stats:
                 first_start[stats["pid"]] = min(first_start.get(stats["pid"], math.inf), stats["started"])

@@ -171,28 +171,35 @@ def lathe(profile, segments: int = SEGMENTS, center=(0.0, 0.0), phase: float = 0
         raise ValueError("lathe profile needs >= 2 points with radius > 0 except at the ends")
     theta = phase + 2 * np.pi * np.arange(segments) / segments
     ring_dirs = np.stack([np.cos(theta), np.sin(theta)], 1)
-    verts, rings = [], []
-    for r, z in prof:
-        start = sum(len(x) for x in verts)
-        if r == 0:
-            verts.append(np.array([[center[0], center[1], z]]))
-            rings.append(np.full(segments, start))
-        else:
-            xy = np.asarray(center) + r * ring_dirs
-            verts.append(np.column_stack([xy, np.full(segments, z)]))
-            rings.append(start + np.arange(segments))
+    radius, height = prof[:, 0], prof[:, 1]
+    pole = radius == 0  # only the ends can be poles
+    counts = np.where(pole, 1, segments)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    count = int(counts.sum())
+    verts = np.empty((count, 3))
+    rings = np.empty((len(prof), segments), np.int64)  # vertex index of each profile point at each angle
+    for i in np.flatnonzero(pole):
+        verts[starts[i]] = (center[0], center[1], height[i])
+        rings[i] = starts[i]
+    ring = np.flatnonzero(~pole)
+    rings[ring] = starts[ring, None] + np.arange(segments)
+    xy = np.asarray(center, np.float64) + radius[ring, None, None] * ring_dirs  # (rings, segments, 2)
+    ring_rows = (starts[ring, None] + np.arange(segments)).ravel()
+    verts[ring_rows, :2] = xy.reshape(-1, 2)
+    verts[ring_rows, 2] = np.repeat(height[ring], segments)
     j, j1 = np.arange(segments), (np.arange(segments) + 1) % segments
+    a, b, c, d = rings[:-1][:, j], rings[:-1][:, j1], rings[1:][:, j1], rings[1:][:, j]  # (bands, segments)
+    acd, abc = np.stack([a, c, d], -1), np.stack([a, b, c], -1)  # (bands, segments, 3)
     faces = []
-    for i in range(len(prof) - 1):
-        a, b, c, d = rings[i][j], rings[i][j1], rings[i + 1][j1], rings[i + 1][j]
-        if prof[i, 0] > 0:
-            faces.append(np.stack([a, c, d], 1) if prof[i + 1, 0] > 0 else np.stack([a, b, c], 1))
-        if prof[i + 1, 0] > 0:
-            faces.append(np.stack([a, b, c], 1) if prof[i, 0] > 0 else np.stack([a, c, d], 1))
-    count = sum(len(x) for x in verts)
+    for i in range(len(prof) - 1):  # a band between two rings: two triangles per segment; one next to a pole
+        if not pole[i] and not pole[i + 1]:
+            faces += [acd[i], abc[i]]
+        else:
+            faces.append(abc[i] if pole[i + 1] else acd[i])
+    verts = [verts]
     for end, up in ((0, False), (len(prof) - 1, True)):
-        if prof[end, 0] > 0:
-            verts.append(np.array([[center[0], center[1], prof[end, 1]]]))
+        if radius[end] > 0:
+            verts.append(np.array([[center[0], center[1], height[end]]]))
             cap = np.full(segments, count)
             ring = rings[end]
             faces.append(np.stack([cap, ring[j], ring[j1]], 1) if up else np.stack([cap, ring[j1], ring[j]], 1))
@@ -208,20 +215,24 @@ def polygon_area(poly) -> float:
 def triangulate(poly) -> np.ndarray:
     """Ear-clipping triangulation of a simple polygon (counter-clockwise); (n-2, 3) indices."""
     p = np.asarray(poly, np.float64)
+    xs, ys = p[:, 0].tolist(), p[:, 1].tolist()
+    alive = np.ones(len(p), bool)
     idx = list(range(len(p)))
     tris = []
 
-    def cross(o, a, b):  # z of (a - o) x (b - o); b may be an (n, 2) array
-        return (a[0] - o[0]) * (b[..., 1] - o[1]) - (a[1] - o[1]) * (b[..., 0] - o[0])
+    def cross(o, a, b):  # z of (a - o) x (b - o) for points given by index; b may be an (n, 2) array
+        return (xs[a] - xs[o]) * (b[..., 1] - ys[o]) - (ys[a] - ys[o]) * (b[..., 0] - xs[o])
 
     while len(idx) > 3:
         for k in range(len(idx)):
             i0, i1, i2 = idx[k - 1], idx[k], idx[(k + 1) % len(idx)]
-            a, b, c = p[i0], p[i1], p[i2]
-            if cross(a, b, c) <= 1e-14:
+            if (xs[i1] - xs[i0]) * (ys[i2] - ys[i0]) - (ys[i1] - ys[i0]) * (xs[i2] - xs[i0]) <= 1e-14:
                 continue  # reflex or degenerate corner: not an ear
-            rest = p[[q for q in idx if q not in (i0, i1, i2)]]
-            if np.any((cross(a, b, rest) >= 0) & (cross(b, c, rest) >= 0) & (cross(c, a, rest) >= 0)):
+            alive[[i0, i1, i2]] = False
+            rest = p[alive]
+            alive[[i0, i2]] = True
+            if np.any((cross(i0, i1, rest) >= 0) & (cross(i1, i2, rest) >= 0) & (cross(i2, i0, rest) >= 0)):
+                alive[i1] = True
                 continue  # another vertex inside the candidate ear
             tris.append((i0, i1, i2))
             idx.pop(k)
@@ -231,7 +242,8 @@ def triangulate(poly) -> np.ndarray:
     tris.append(tuple(idx))
     tris = np.asarray(tris, np.int64)
     # A self-intersecting outline still yields "ears"; their areas then disagree with the outline's.
-    total = sum(abs(polygon_area(p[t])) for t in tris)
+    a, b, c = p[tris[:, 0]], p[tris[:, 1]], p[tris[:, 2]]
+    total = 0.5 * float(np.abs((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])).sum())
     if not abs(total - polygon_area(p)) <= 1e-9 * max(total, 1e-300):
         raise ValueError("triangulate: polygon is not simple (its triangles do not tile it)")
     return tris

@@ -185,11 +185,10 @@ def _object(data: dict[str, Any], where: str) -> ObjectSpec:
 
 
 def _vec(value: Any, where: str, lo: float = -math.inf, hi: float = math.inf, strict_lo: bool = False) -> None:
-    arr = np.asarray(value, dtype=float) if _is_numeric_seq(value) else None
-    if arr is None or arr.shape != (3,):
+    if not _is_numeric_seq(value) or len(value) != 3:
         raise SpecError(f"{where} must be 3 numbers, got {value!r}")
-    for i, x in enumerate(arr):
-        _num(x, f"{where}[{i}]", lo, hi, strict_lo)
+    for i, x in enumerate(value):
+        _num(float(x), f"{where}[{i}]", lo, hi, strict_lo)
 
 
 def _is_numeric_seq(value: Any) -> bool:

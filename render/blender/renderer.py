@@ -5,8 +5,15 @@ Ground truth (depth, normals, instance and semantic ids) comes from a 1-sample r
 0.005 px of) its center, the point that K describes, so there are no flying pixels and ids
 are never blended. Every surface then wears one shader-free material whose only work is to
 write two AOVs: the semantic id, and the shading normal already turned to face the camera and
-rotated into the camera frame (so no per-pixel conversion is left for Python). The beauty pass (RGB) is a separate render with the configured samples,
-denoiser and pixel filter. Both write EXR/PNG to a private temp directory, read back here.
+rotated into the camera frame (so no per-pixel conversion is left for Python).
+
+The ground-truth passes never touch a file: a hook on the Cycles add-on's engine copies them
+out of Blender's in-memory render result (`RenderEngine.get_result()`) when the frame is done.
+Writing and re-reading a multilayer EXR cost ~45 ms per 512^2 scene, a fifth of the render.
+The hook also times the engine itself (`cycles_s`: scene sync + path tracing), the figure the
+pipeline's overhead is measured against. The beauty pass (RGB) is a separate render with the
+configured samples, denoiser and pixel filter, written by Blender as PNG (its view transform
+applied) to a private temp directory and read back.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from render.blender.builder import SEMANTIC_PROPERTY, build_scene, clear_scene
 from render.settings import RenderSettings
 from render.spec import SceneSpec, validate
 
-_BACKGROUND_DEPTH = 1e9  # Blender writes 1e10 where rays escape
+_BACKGROUND_DEPTH = 1e9  # Cycles writes 1e10 where rays escape
 _GT_MATERIAL = "vistune_ground_truth"
 _SEMANTIC_AOV = "semantic"
 _NORMAL_AOV = "normal"  # camera-frame normal, Cycles camera axes (x right, y up, z forward)
@@ -58,6 +65,7 @@ class BlenderRenderer:
         self.settings = settings
         # read_factory_settings also resets preferences and the engine: configure after it.
         bpy.ops.wm.read_factory_settings(use_empty=True)
+        _install_engine_hook()  # after it: it re-registers the Cycles add-on
         self.scene = bpy.context.scene
         self.scene.render.engine = "CYCLES"
         self._configure_device()
@@ -92,7 +100,7 @@ class BlenderRenderer:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         clear_scene(self.scene)
-        build_scene(self.scene, spec)
+        build_scene(self.scene, spec, shading=self.settings.rgb)  # GT alone needs no materials or lights
         timings["build_s"] = time.perf_counter() - t0
         try:
             result = self._ground_truth(spec, timings)
@@ -105,13 +113,15 @@ class BlenderRenderer:
         result.timings = timings
         return result
 
-    def render_rgb(self, spec: SceneSpec) -> np.ndarray:
-        """The beauty pass alone (e.g. an edited scene whose ground truth is not needed)."""
+    def render_rgb(self, spec: SceneSpec, timings: dict[str, float] | None = None) -> np.ndarray:
+        """The beauty pass alone (e.g. an edited scene whose ground truth is not needed).
+
+        `timings`, if given, receives `rgb_render_s` and `rgb_cycles_s`."""
         validate(spec)
         clear_scene(self.scene)
         build_scene(self.scene, spec)
         try:
-            return self._beauty({})
+            return self._beauty({} if timings is None else timings)
         finally:
             clear_scene(self.scene)
 
@@ -135,18 +145,9 @@ class BlenderRenderer:
         # Every surface gets a shader-free material that only writes the AOVs: no BSDF, texture
         # or light evaluation (the ground truth needs none), 3-5x faster at 512 px.
         layer.material_override = self._gt_material()
-        settings = scene.render.image_settings
-        settings.media_type = "MULTI_LAYER_IMAGE"  # Blender 5.0: set the media type before the format
-        settings.file_format = "OPEN_EXR_MULTILAYER"
-        # Half floats for color passes (Combined, the normal AOV: normals are stored as half
-        # anyway); Blender keeps data passes (Depth, Object Index, value AOVs) in float32.
-        settings.color_depth = "16"
-        settings.exr_codec = "NONE"
-        path = os.path.join(self._tmp, "gt.exr")
-        timings["gt_render_s"] = self._render_to(path)
+        timings["gt_render_s"], timings["gt_cycles_s"], passes = self._render(None, _GT_PASSES)
         t = time.perf_counter()
-        channels = exr.read_channels(path)
-        result = self._convert(channels, spec)
+        result = self._convert(passes, spec)
         timings["gt_read_s"] = time.perf_counter() - t
         return result
 
@@ -171,7 +172,7 @@ class BlenderRenderer:
         settings.color_mode = "RGB"
         settings.color_depth = "8"
         path = os.path.join(self._tmp, "rgb.png")
-        timings["rgb_render_s"] = self._render_to(path)
+        timings["rgb_render_s"], timings["rgb_cycles_s"], _ = self._render(path)
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
 
@@ -228,34 +229,107 @@ class BlenderRenderer:
                 entry.name, entry.type = name, kind
         return mat
 
-    def _render_to(self, path: str) -> float:
-        self.scene.render.filepath = path
+    def _render(self, path: str | None, passes: tuple[str, ...] = ()) -> tuple[float, float, dict[str, np.ndarray]]:
+        """Render the current scene: (bpy call seconds, Cycles engine seconds, captured passes).
+
+        With a `path`, Blender writes the image there (checked); `passes` are copied from the
+        render result in memory, each (H, W, channels) float32 with row 0 at the top.
+        """
+        self.scene.render.filepath = path or ""
+        capture = _Capture(passes)
+        _hook.capture = capture
         t = time.perf_counter()
-        with _quiet_stdout():  # Cycles prints progress lines per render on fd 1
-            bpy.ops.render.render(write_still=True)
+        try:
+            with _quiet_stdout():  # Cycles prints progress lines per render on fd 1
+                bpy.ops.render.render(write_still=path is not None)
+        finally:
+            _hook.capture = None
         elapsed = time.perf_counter() - t
-        if not os.path.exists(path):
+        if path is not None and not os.path.exists(path):
             raise RenderError(f"Blender did not write {path}")
-        return elapsed
+        missing = [name for name in passes if name not in capture.passes]
+        if missing:
+            raise RenderError(f"render passes {missing} missing from Cycles' result (it has {capture.available})")
+        return elapsed, capture.engine_s, capture.passes
 
-    def _convert(self, ch: dict[str, np.ndarray], spec: SceneSpec) -> RenderResult:
-        def get(name: str) -> np.ndarray:
-            key = f"ViewLayer.{name}"
-            if key not in ch:
-                raise RenderError(f"render pass {key!r} missing; have {sorted(ch)}")
-            return ch[key]
-
+    def _convert(self, passes: dict[str, np.ndarray], spec: SceneSpec) -> RenderResult:
         K, ext = spec.camera.K(), spec.camera.world_to_camera()
-        depth = get("Depth.Z").astype(np.float32, copy=False)
+        depth = np.ascontiguousarray(passes["Depth"][..., 0])
         miss = depth >= _BACKGROUND_DEPTH
         depth[miss] = np.inf
-        normals = camera_frame_normals(get(f"{_NORMAL_AOV}.R"), get(f"{_NORMAL_AOV}.G"), get(f"{_NORMAL_AOV}.B"),
-                                       miss)
-        instance = np.rint(get("Object Index.X")).astype(np.uint16)
-        semantic = np.rint(get(f"{_SEMANTIC_AOV}.X")).astype(np.uint16)
+        n = passes[_NORMAL_AOV]
+        normals = camera_frame_normals(n[..., 0], n[..., 1], n[..., 2], miss)
+        instance = np.rint(passes["Object Index"][..., 0]).astype(np.uint16)
+        semantic = np.rint(passes[_SEMANTIC_AOV][..., 0]).astype(np.uint16)
         instance[miss] = 0
         semantic[miss] = 0
         return RenderResult(depth, normals, instance, semantic, K, ext)
+
+
+_GT_PASSES = ("Depth", "Object Index", _SEMANTIC_AOV, _NORMAL_AOV)
+
+
+class _Capture:
+    """What one render asks of the engine hook, and what the hook found."""
+
+    def __init__(self, passes: tuple[str, ...]) -> None:
+        self.wanted = passes
+        self.passes: dict[str, np.ndarray] = {}
+        self.available: list[str] = []
+        self.engine_s = 0.0
+
+
+class _Hook:
+    capture: _Capture | None = None  # armed by BlenderRenderer._render for one render call
+
+
+_hook = _Hook()
+
+
+def _install_engine_hook() -> None:
+    """Wrap the Cycles add-on's RenderEngine methods (once per registration of the add-on).
+
+    `render` is timed (Cycles' own work: scene sync, BVH build, path tracing); after
+    `render_frame_finish` (the frame's result is final, tiles merged) the wanted passes are
+    copied out of `get_result()`. Blender looks engine methods up on the class at call time,
+    so wrapping the registered class works; the wrappers keep the arities Blender checks.
+    """
+    import cycles  # Blender's bundled add-on, registered by read_factory_settings
+
+    cls = cycles.CyclesRender
+    if getattr(cls.render_frame_finish, "_vistune_hook", False):
+        return
+    engine_render, engine_finish = cls.render, cls.render_frame_finish
+
+    def render(self, depsgraph):
+        t = time.perf_counter()
+        try:
+            engine_render(self, depsgraph)
+        finally:
+            if _hook.capture is not None:
+                _hook.capture.engine_s += time.perf_counter() - t
+
+    def render_frame_finish(self):
+        engine_finish(self)
+        capture = _hook.capture
+        if capture is not None and capture.wanted:
+            _copy_passes(self.get_result(), capture)
+
+    render_frame_finish._vistune_hook = True
+    cls.render, cls.render_frame_finish = render, render_frame_finish
+
+
+def _copy_passes(result, capture: _Capture) -> None:
+    if result is None or not len(result.layers):
+        return
+    w, h = result.resolution_x, result.resolution_y
+    layer = result.layers[0]
+    capture.available = [p.name for p in layer.passes]
+    for p in layer.passes:
+        if p.name in capture.wanted:
+            flat = np.empty(w * h * p.channels, np.float32)
+            p.rect.foreach_get(flat)
+            capture.passes[p.name] = flat.reshape(h, w, p.channels)[::-1]  # Blender's rows run bottom-up
 
 
 @contextlib.contextmanager
@@ -274,17 +348,14 @@ def _quiet_stdout() -> Iterator[None]:
 
 def camera_frame_normals(x: np.ndarray, y: np.ndarray, z: np.ndarray, miss: np.ndarray) -> np.ndarray:
     """The normal AOV's channels (Cycles camera axes: x right, y up, z forward) -> (H, W, 3)
-    float32 unit OpenCV camera-frame normals (y down), NaN where no surface was hit.
+    float32 OpenCV camera-frame normals (y down), NaN where no surface was hit.
 
-    The AOV is unit length up to half-float rounding; renormalized here in float32.
+    No renormalization: the AOV holds Cycles' unit shading normal, rotated and sign-flipped.
     """
     n = np.empty((*miss.shape, 3), np.float32)
-    n[..., 0], n[..., 1], n[..., 2] = x, y, z
-    n[..., 1] *= -1.0
-    norm = np.sqrt(np.einsum("hwc,hwc->hw", n, n))
-    invalid = miss | ~(norm > 1e-3)
-    norm[invalid] = np.nan
-    n /= norm[..., None]
+    n[..., 0], n[..., 2] = x, z
+    np.negative(y, out=n[..., 1])
+    n[miss] = np.nan
     return n
 
 
