@@ -59,7 +59,11 @@ class RenderResult:
 
 
 class BlenderRenderer:
-    """Keeps one bpy session; `render(spec)` builds, renders and tears down one scene."""
+    """Keeps one bpy session; `render(spec)` builds, renders and tears down one scene.
+
+    One per process: constructing it resets Blender to factory settings, which invalidates
+    the scene an earlier renderer holds.
+    """
 
     def __init__(self, settings: RenderSettings = RenderSettings()) -> None:
         self.settings = settings
@@ -69,7 +73,7 @@ class BlenderRenderer:
         self.scene = bpy.context.scene
         self.scene.render.engine = "CYCLES"
         self._configure_device()
-        self._tmp = tempfile.mkdtemp(prefix="vistune-blender-", dir=exr.scratch_dir())
+        self._tmp = scratch_directory()
 
     def close(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
@@ -289,7 +293,8 @@ _hook = _Hook()
 def _install_engine_hook() -> None:
     """Wrap the Cycles add-on's RenderEngine methods (once per registration of the add-on).
 
-    `render` is timed (Cycles' own work: scene sync, BVH build, path tracing); after
+    The engine's callbacks (`update`: session and device set-up; `render`: scene sync, BVH
+    build, path tracing; `render_frame_finish`) are timed: Cycles' own time. After
     `render_frame_finish` (the frame's result is final, tiles merged) the wanted passes are
     copied out of `get_result()`. Blender looks engine methods up on the class at call time,
     so wrapping the registered class works; the wrappers keep the arities Blender checks.
@@ -299,24 +304,34 @@ def _install_engine_hook() -> None:
     cls = cycles.CyclesRender
     if getattr(cls.render_frame_finish, "_vistune_hook", False):
         return
-    engine_render, engine_finish = cls.render, cls.render_frame_finish
+    engine_update, engine_render, engine_finish = cls.update, cls.render, cls.render_frame_finish
 
-    def render(self, depsgraph):
+    @contextlib.contextmanager
+    def timed() -> Iterator[None]:
         t = time.perf_counter()
         try:
-            engine_render(self, depsgraph)
+            yield
         finally:
             if _hook.capture is not None:
                 _hook.capture.engine_s += time.perf_counter() - t
 
+    def update(self, data, depsgraph):
+        with timed():
+            engine_update(self, data, depsgraph)
+
+    def render(self, depsgraph):
+        with timed():
+            engine_render(self, depsgraph)
+
     def render_frame_finish(self):
-        engine_finish(self)
+        with timed():
+            engine_finish(self)
         capture = _hook.capture
         if capture is not None and capture.wanted:
             _copy_passes(self.get_result(), capture)
 
     render_frame_finish._vistune_hook = True
-    cls.render, cls.render_frame_finish = render, render_frame_finish
+    cls.update, cls.render, cls.render_frame_finish = update, render, render_frame_finish
 
 
 def _copy_passes(result, capture: _Capture) -> None:
@@ -330,6 +345,31 @@ def _copy_passes(result, capture: _Capture) -> None:
             flat = np.empty(w * h * p.channels, np.float32)
             p.rect.foreach_get(flat)
             capture.passes[p.name] = flat.reshape(h, w, p.channels)[::-1]  # Blender's rows run bottom-up
+
+
+_SCRATCH_PREFIX = "vistune-blender-"
+
+
+def scratch_directory(base: str | None = None) -> str:
+    """A private scratch directory named after this process (`vistune-blender-<pid>-*`, in RAM
+    when /dev/shm exists), after removing those of processes that no longer run: a worker
+    killed with SIGKILL (Ray's kill, the OOM killer) cannot clean up after itself."""
+    base = base or exr.scratch_dir() or tempfile.gettempdir()
+    for name in os.listdir(base):
+        pid = name[len(_SCRATCH_PREFIX):].split("-", 1)[0]
+        if name.startswith(_SCRATCH_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-", dir=base)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 @contextlib.contextmanager

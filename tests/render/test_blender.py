@@ -117,6 +117,70 @@ def test_ground_truth_is_deterministic_and_memory_is_flat(renderer):
     assert len(bpy.data.objects) == 0 and len(bpy.data.meshes) == 0
 
 
+def test_in_memory_passes_equal_blenders_own_exr(renderer, tmp_path):
+    """The engine hook copies exactly what Blender itself would write: same values, rows top-down."""
+    from render import exr
+    from render.blender.builder import build_scene, clear_scene
+    from render.blender.renderer import _GT_PASSES
+    from render.sampling import sample_scene
+
+    spec = sample_scene(5, 40, 30, families=("outdoor",))  # sky and ground: hits and misses
+    res = renderer.render(spec)  # leaves the ground-truth settings (override material, 1 spp) in place
+    build_scene(renderer.scene, spec, shading=False)
+    settings = renderer.scene.render.image_settings
+    settings.media_type, settings.file_format = "MULTI_LAYER_IMAGE", "OPEN_EXR_MULTILAYER"
+    settings.color_depth, settings.exr_codec = "32", "NONE"
+    try:
+        _, _, passes = renderer._render(str(tmp_path / "gt.exr"), _GT_PASSES)
+    finally:
+        clear_scene(renderer.scene)
+    written = exr.read_channels(tmp_path / "gt.exr")
+    np.testing.assert_array_equal(passes["Depth"][..., 0], written["ViewLayer.Depth.Z"])
+    for k, c in enumerate("RGB"):
+        np.testing.assert_array_equal(passes["normal"][..., k], written[f"ViewLayer.normal.{c}"])
+    np.testing.assert_array_equal(passes["Object Index"][..., 0], written["ViewLayer.Object Index.X"])
+    hit = np.isfinite(res.depth)
+    assert hit.any() and (~hit).any()
+    np.testing.assert_array_equal(res.depth[hit], written["ViewLayer.Depth.Z"][hit])
+    # normals: unit length, facing the camera (n . ray < 0 in the OpenCV frame)
+    np.testing.assert_allclose(np.linalg.norm(res.normals[hit], axis=-1), 1.0, atol=1e-5)
+    rays = camera.pixel_rays(spec.camera.K(), 30, 40)
+    assert (np.sum(res.normals[hit] * rays[hit], -1) < 1e-6).all()
+
+
+def test_timings_and_missing_pass(renderer):
+    from render.blender.builder import build_scene, clear_scene
+    from render.blender.renderer import RenderError
+
+    spec = _scene([ObjectSpec("box", (40.0, 0.2, 40.0), (0.0, 6.1, 1.0))], W=16, H=12)
+    t = renderer.render(spec).timings
+    assert 0 < t["gt_cycles_s"] <= t["gt_render_s"]
+    build_scene(renderer.scene, spec, shading=False)
+    try:
+        with pytest.raises(RenderError, match="NoSuchPass"):
+            renderer._render(None, ("Depth", "NoSuchPass"))
+    finally:
+        clear_scene(renderer.scene)
+
+
+def test_scratch_directories_of_dead_workers_are_reaped(tmp_path):
+    from render.blender.renderer import scratch_directory
+
+    dead = tmp_path / "vistune-blender-999999999-abc"  # above any pid_max: no such process
+    dead.mkdir()
+    (dead / "rgb.png").write_bytes(b"x")
+    live_other = tmp_path / "vistune-blender-1-abc"  # pid 1 runs (init); never reaped
+    live_other.mkdir()
+    unrelated = tmp_path / "vistune-blender-notapid"
+    unrelated.mkdir()
+    mine = scratch_directory(str(tmp_path))
+    assert not dead.exists() and live_other.exists() and unrelated.exists()
+    import os
+
+    assert os.path.basename(mine).startswith(f"vistune-blender-{os.getpid()}-")
+
+
+# Last: a second BlenderRenderer resets Blender (read_factory_settings), invalidating the fixture's scene.
 def test_rgb_pass():
     r = BlenderRenderer(RenderSettings(samples=4, denoise=False))
     try:
