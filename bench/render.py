@@ -1,26 +1,34 @@
 """Render benchmark: per-scene cost, pipeline overhead, worker scaling, process-per-scene baseline.
 
-    python bench/render.py [--size 512] [--scenes 6] [--quick]
+    python bench/render.py [--size 512] [--scenes 6] [--job-scenes 96] [--rounds 2] [--quick]
 
 Prints, on this machine:
-- seconds per scene at SIZE x SIZE for ground-truth passes only and for RGB at the default
-  quality preset (render/settings.py), in one warm Blender process pinned to one core, one
-  Cycles thread (how `vistune render` workers run);
-- the pipeline overhead ratio of the Ray job: job wall time x workers / sum of Cycles' own
-  render times (the bpy render call), ground truth only; also split into the worker side
-  (time inside `render_shard`: scene sampling, build, pass read-back, encoding, shard write)
-  and the one-time start of the actors (Python + Ray + bpy import), which a long job amortizes;
-- scaling of the job from 1 to 2 workers (scenes per second ratio), ground truth only, next to
-  the same ratio for two independent warm renderer processes, pinned and unpinned;
-- the speed-up over launching a fresh Python + bpy process per scene (BlenderProc- and
-  Kubric-style runs), ground truth only.
-All ratios come from one run; absolute seconds vary with the machine's load.
+1. Seconds per scene at SIZE x SIZE in one warm Blender process pinned to one core, one Cycles
+   thread (how `vistune render` workers run): ground-truth passes only, split into every step
+   of a worker's loop (spec sampling, scene build, Cycles' own engine time, the rest of
+   Blender's render call, pass conversion, clear, shard-member encoding); and RGB + GT at the
+   default quality preset (render/settings.py).
+2. The pipeline overhead ratio of the Ray job, ground truth only: job wall time x workers /
+   Cycles' own render time summed over scenes. "Cycles' own" is the time inside the Cycles
+   engine's callbacks (session set-up, scene sync, BVH, path tracing; measured by the
+   renderer's engine hook); the ratio against the whole bpy render call (which adds Blender's
+   depsgraph evaluation and render-result bookkeeping) is printed beside it. The job's wall
+   time is split into the worker side (inside `render_shard`) and the one-time actor start
+   (Python + Ray + bpy import), which a long job amortizes: `--job-scenes` per worker.
+3. Scaling from 1 to 2 workers (scenes/s ratio) for the job, next to what the machine itself
+   gives two processes: two independent warm renderer processes (no Ray) and a pure CPU loop.
+   These are measured in interleaved rounds (1, 2, 1, 2, ...) and the median is reported: the
+   development VM's speed drifts by up to 2x within minutes, and a ratio of two runs taken
+   minutes apart measures the drift.
+4. The speed-up over launching a fresh Python + bpy process per scene (BlenderProc- and
+   Kubric-style runs), ground truth only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,12 +41,14 @@ sys.path.insert(0, ROOT)
 from render.sampling import scene_seed  # noqa: E402
 from render.settings import RenderSettings  # noqa: E402
 
-# One warm renderer process: optional core claim (before bpy), warm-up, then timed scenes.
+# One warm renderer process: core claim (before bpy), warm-up, then timed scenes. Times every
+# step a render worker takes per scene, shard-member encoding included.
 WARM_LOOP = """
 import json, statistics, sys, time
 sys.path.insert(0, {root!r})
 from pipelines.affinity import claim_cores
 cores = claim_cores(1, {lock_dir!r}) if {pin} else []
+from render import raw
 from render.blender import BlenderRenderer, RenderSettings
 from render.sampling import sample_scene
 r = BlenderRenderer(RenderSettings(rgb={rgb}))
@@ -47,9 +57,14 @@ walls, parts = [], {{}}
 t0 = time.perf_counter()
 for seed in {seeds}:
     t = time.perf_counter()
-    res = r.render(sample_scene(seed, {size}, {size}))
+    spec = sample_scene(seed, {size}, {size})
+    sample_s = time.perf_counter() - t
+    res = r.render(spec)
+    t1 = time.perf_counter()
+    raw.to_files(res.depth, res.normals, res.instance, res.semantic, {{"spec": spec.to_dict()}}, res.rgb)
+    encode_s = time.perf_counter() - t1
     walls.append(time.perf_counter() - t)
-    for k, v in res.timings.items():
+    for k, v in {{"sample_s": sample_s, **res.timings, "encode_s": encode_s}}.items():
         parts.setdefault(k, []).append(v)
 print(json.dumps({{"loop_s": time.perf_counter() - t0, "scene_s": statistics.mean(walls), "cores": cores,
                   "parts": {{k: statistics.mean(v) for k, v in parts.items()}}}}))
@@ -65,6 +80,14 @@ from render.sampling import sample_scene
 BlenderRenderer(RenderSettings(rgb=False)).render(sample_scene({seed}, {size}, {size}))
 """
 
+SPIN = """
+import os, sys, time
+os.sched_setaffinity(0, {{{core}}})
+t = time.perf_counter(); x = 0
+for i in range({n}): x += i * i
+print(time.perf_counter() - t)
+"""
+
 
 def warm_loops(size: int, seeds: list[int], copies: int = 1, pin: bool = True, rgb: bool = False) -> list[dict]:
     """Run `copies` warm renderer processes at once, each rendering `seeds`; their reports."""
@@ -73,6 +96,16 @@ def warm_loops(size: int, seeds: list[int], copies: int = 1, pin: bool = True, r
         procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
                  for _ in range(copies)]
         return [json.loads(p.communicate()[0].decode().strip().splitlines()[-1]) for p in procs]
+
+
+def spin(copies: int, n: int = 20_000_000) -> float:
+    """Wall seconds for `copies` pinned pure-Python loops of `n` iterations run at once."""
+    t = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", SPIN.format(core=i, n=n)], stdout=subprocess.DEVNULL)
+             for i in range(copies)]
+    for p in procs:
+        p.wait()
+    return time.perf_counter() - t
 
 
 def fresh_processes(size: int, seeds: list[int]) -> float:
@@ -84,68 +117,87 @@ def fresh_processes(size: int, seeds: list[int]) -> float:
         return (time.perf_counter() - t) / len(seeds)
 
 
-def job(size: int, n: int, workers: int) -> dict:
+def job(size: int, n: int, workers: int, seed: int) -> dict:
     from pipelines.render_job import RenderJobConfig, run_render
 
     with tempfile.TemporaryDirectory() as out:
-        cfg = RenderJobConfig(out=out, n_scenes=n, scenes_per_shard=4, width=size, height=size,
+        cfg = RenderJobConfig(out=out, n_scenes=n, scenes_per_shard=4, width=size, height=size, seed=seed,
                               workers=workers, render={"rgb": False})
-        # warm the actors' imports outside the timed run: one tiny job first
-        warm = RenderJobConfig(out=str(Path(out) / "warm"), n_scenes=workers, scenes_per_shard=1, width=16, height=16,
-                               workers=workers, render={"rgb": False})
-        run_render(warm, progress=False)
         return run_render(cfg, progress=False)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--scenes", type=int, default=6, help="per-scene measurements; the jobs render 8x as many")
-    ap.add_argument("--quick", action="store_true", help="128 px, 4 scenes")
+    ap.add_argument("--scenes", type=int, default=6, help="scenes per warm-process measurement")
+    ap.add_argument("--job-scenes", type=int, default=96, help="scenes per worker in each job")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the 1- and 2-worker runs")
+    ap.add_argument("--quick", action="store_true", help="128 px, 4 scenes, 24 scenes per worker, 1 round")
     args = ap.parse_args()
-    size, n = (128, 4) if args.quick else (args.size, args.scenes)
+    if args.quick:
+        args.size, args.scenes, args.job_scenes, args.rounds = 128, 4, 24, 1
+    size, n, per_worker = args.size, args.scenes, args.job_scenes
     seeds = [scene_seed(2026, i) for i in range(n)]
 
     gt = warm_loops(size, seeds)[0]
-    rgb = warm_loops(size, seeds[: max(2, n // 2)], rgb=True)[0]
+    rgb = warm_loops(size, seeds[:2], rgb=True)[0]
     fresh_s = fresh_processes(size, seeds[: max(2, n // 2)])
-    loop_seeds = [scene_seed(2026, i) for i in range(2 * n)]
-    scaling = {}
-    for pin in (True, False):
-        alone = warm_loops(size, loop_seeds, 1, pin)[0]["loop_s"]
-        pair = max(r["loop_s"] for r in warm_loops(size, loop_seeds, 2, pin))
-        scaling[pin] = (alone, 2 * alone / pair)
 
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    one = job(size, 8 * n, workers=1)
-    two = job(size, 8 * n, workers=2)
+    job(16, 2, 2, seed=1)  # the driver's own imports and Ray's first leases, outside the timed runs
+    jobs: dict[int, list[dict]] = {1: [], 2: []}
+    warm_pairs: dict[int, list[float]] = {1: [], 2: []}
+    spins: dict[int, list[float]] = {1: [], 2: []}
+    loop_seeds = seeds * 2
+    for r in range(args.rounds):  # interleaved: 1, 2, 1, 2, ... so drift hits both alike
+        for w in (1, 2):
+            jobs[w].append(job(size, per_worker * w, w, seed=100 + r))
+            warm_pairs[w].append(max(x["loop_s"] for x in warm_loops(size, loop_seeds, copies=w)))
+            spins[w].append(spin(w))
     ray.shutdown()
 
-    print(f"Render benchmark at {size}x{size} (seeds from 2026); jobs render {8 * n} scenes, 4 per shard")
-    print(f"{'measure':<62}{'value':>14}")
-    row = lambda label, value: print(f"{label:<62}{value:>14}")  # noqa: E731
-    row("ground truth only, s/scene (warm process, pinned)", f"{gt['scene_s']:.3f}")
-    for k, v in gt["parts"].items():
-        row("  " + k, f"{v:.3f}")
+    def rate(s: dict) -> float:
+        return s["scenes"] / s["wall_s"]
+
+    print(f"Render benchmark at {size}x{size}, ground truth only unless marked; seeds from 2026")
+    print(f"{'measure':<70}{'value':>14}")
+    row = lambda label, value: print(f"{label:<70}{value:>14}")  # noqa: E731
+    p = gt["parts"]
+    row("warm process, pinned: s/scene, all steps below", f"{gt['scene_s']:.3f}")
+    labels = {"sample_s": "spec sampling + validation", "build_s": "scene build (bpy datablocks)",
+              "gt_cycles_s": "Cycles engine (sync, BVH, path tracing)",
+              "gt_render_s": "rest of Blender's render call", "gt_read_s": "pass copy + conversion",
+              "clear_s": "scene clear", "encode_s": "shard members (EXR, PNG, json)"}
+    for k, label in labels.items():
+        v = p[k] - p["gt_cycles_s"] if k == "gt_render_s" else p[k]
+        row(f"  {label}, s", f"{v:.4f}")
+    row("  overhead / Cycles engine (one process, no Ray)", f"{gt['scene_s'] / p['gt_cycles_s']:.3f}")
     d = RenderSettings()
-    row(f"RGB + GT, default preset ({d.samples} spp, denoise {d.denoise}), s/scene", f"{rgb['scene_s']:.3f}")
-    for k, v in rgb["parts"].items():
-        row("  " + k, f"{v:.3f}")
-    for label, s in (("1 worker", one), ("2 workers", two)):
-        w = s["workers"]
-        row(f"job, {label}: wall s, scenes/s", f"{s['wall_s']:.2f}, {s['scenes'] / s['wall_s']:.2f}")
-        row(f"job, {label}: overhead ratio wall*workers/cycles", f"{s['wall_s'] * w / s['cycles_s']:.3f}")
-        row(f"job, {label}:   worker side (in render_shard)/cycles", f"{s['worker_s'] / s['cycles_s']:.3f}")
-        row(f"job, {label}:   start + scheduling + tail, s per worker", f"{s['wall_s'] - s['worker_s'] / w:.2f}")
-        row(f"job, {label}:     of which actor start-up, s", f"{s['startup_s']:.2f}")
-    row("scaling 1 -> 2 workers, job (throughput ratio)", f"{one['wall_s'] / two['wall_s']:.2f}")
-    row("scaling 1 -> 2 independent warm processes, pinned", f"{scaling[True][1]:.2f}")
-    row("scaling 1 -> 2 independent warm processes, unpinned", f"{scaling[False][1]:.2f}")
-    row("one warm process, unpinned / pinned time", f"{scaling[False][0] / scaling[True][0]:.2f}")
+    row(f"RGB + GT, default preset ({d.samples} spp, denoise {d.denoise}), s/scene", f"{rgb['scene_s']:.2f}")
+    row("  of which the beauty pass's Cycles engine, s", f"{rgb['parts']['rgb_cycles_s']:.2f}")
+    for w in (1, 2):
+        runs = jobs[w]
+        med = sorted(runs, key=lambda s: s["wall_s"] * w / s["cycles_s"])[len(runs) // 2]
+        label = f"job, {w} worker{'s' if w > 1 else ''}, {per_worker * w} scenes"
+        row(f"{label}: wall s, scenes/s", f"{med['wall_s']:.1f}, {rate(med):.2f}")
+        row(f"{label}: overhead wall*workers / Cycles engine", f"{med['wall_s'] * w / med['cycles_s']:.3f}")
+        row(f"{label}: overhead wall*workers / bpy render calls", f"{med['wall_s'] * w / med['render_s']:.3f}")
+        row(f"{label}:   worker side (render_shard) / Cycles engine", f"{med['worker_s'] / med['cycles_s']:.3f}")
+        row(f"{label}:   actor start-up (Python, Ray, bpy), s", f"{med['startup_s']:.2f}")
+        steady = (med["wall_s"] - med["startup_s"]) * w / med["cycles_s"]
+        row(f"{label}:   overhead without the one-time start-up", f"{steady:.3f}")
+        row(f"{label}:   start + scheduling + tail, s per worker", f"{med['wall_s'] - med['worker_s'] / w:.2f}")
+    ratios = [rate(b) / rate(a) for a, b in zip(jobs[1], jobs[2])]
+    row(f"scaling 1 -> 2 workers, job (median of {len(ratios)} interleaved)", f"{statistics.median(ratios):.2f}")
+    row("  each round", ", ".join(f"{x:.2f}" for x in ratios))
+    warm = [2 * a / b for a, b in zip(warm_pairs[1], warm_pairs[2])]
+    row("scaling 1 -> 2 independent warm renderers, pinned, no Ray", f"{statistics.median(warm):.2f}")
+    cpu = [2 * a / b for a, b in zip(spins[1], spins[2])]
+    row("scaling 1 -> 2 pinned pure-Python loops (the machine's ceiling)", f"{statistics.median(cpu):.2f}")
     row("fresh process per scene, s/scene", f"{fresh_s:.3f}")
-    row("speed-up of warm workers over fresh processes", f"{fresh_s / gt['scene_s']:.2f}")
+    row("speed-up of a warm worker over fresh processes", f"{fresh_s / gt['scene_s']:.2f}")
 
 
 if __name__ == "__main__":
