@@ -1,6 +1,6 @@
 """Render benchmark: per-scene cost, pipeline overhead, worker scaling, process-per-scene baseline.
 
-    python bench/render.py [--size 512] [--scenes 6] [--job-scenes 96] [--rounds 2] [--quick]
+    python bench/render.py [--size 512] [--scenes 6] [--job-scenes 200] [--rounds 4] [--quick]
 
 Prints, on this machine:
 1. Seconds per scene at SIZE x SIZE in one warm Blender process pinned to one core, one Cycles
@@ -17,9 +17,9 @@ Prints, on this machine:
    (Python + Ray + bpy import), which a long job amortizes: `--job-scenes` per worker.
 3. Scaling from 1 to 2 workers (scenes/s ratio) for the job, next to what the machine itself
    gives two processes: two independent warm renderer processes (no Ray) and a pure CPU loop.
-   These are measured in interleaved rounds (1, 2, 1, 2, ...) and the median is reported: the
-   development VM's speed drifts by up to 2x within minutes, and a ratio of two runs taken
-   minutes apart measures the drift.
+   Each pair runs back to back, in alternating order over rounds (1 2, 2 1, ...), and the
+   median over rounds is reported: the development VM's speed drifts by up to 2x within
+   minutes, and a ratio of two runs taken minutes apart measures the drift.
 4. The speed-up over launching a fresh Python + bpy process per scene (BlenderProc- and
    Kubric-style runs), ground truth only.
 """
@@ -130,8 +130,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--scenes", type=int, default=6, help="scenes per warm-process measurement")
-    ap.add_argument("--job-scenes", type=int, default=96, help="scenes per worker in each job")
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the 1- and 2-worker runs")
+    ap.add_argument("--job-scenes", type=int, default=200, help="scenes per worker in each job")
+    ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds of the 1- and 2-worker runs")
     ap.add_argument("--quick", action="store_true", help="128 px, 4 scenes, 24 scenes per worker, 1 round")
     args = ap.parse_args()
     if args.quick:
@@ -151,10 +151,13 @@ def main() -> None:
     warm_pairs: dict[int, list[float]] = {1: [], 2: []}
     spins: dict[int, list[float]] = {1: [], 2: []}
     loop_seeds = seeds * 2
-    for r in range(args.rounds):  # interleaved: 1, 2, 1, 2, ... so drift hits both alike
-        for w in (1, 2):
+    for r in range(args.rounds):  # each pair back to back, order alternating (1 2, 2 1, ...): drift cancels
+        order = (1, 2) if r % 2 == 0 else (2, 1)
+        for w in order:
             jobs[w].append(job(size, per_worker * w, w, seed=100 + r))
+        for w in order:
             warm_pairs[w].append(max(x["loop_s"] for x in warm_loops(size, loop_seeds, copies=w)))
+        for w in order:
             spins[w].append(spin(w))
     ray.shutdown()
 
@@ -190,12 +193,14 @@ def main() -> None:
         row(f"{label}:   overhead without the one-time start-up", f"{steady:.3f}")
         row(f"{label}:   start + scheduling + tail, s per worker", f"{med['wall_s'] - med['worker_s'] / w:.2f}")
     ratios = [rate(b) / rate(a) for a, b in zip(jobs[1], jobs[2])]
-    row(f"scaling 1 -> 2 workers, job (median of {len(ratios)} interleaved)", f"{statistics.median(ratios):.2f}")
+    row(f"scaling 1 -> 2 workers, job (median of {len(ratios)} rounds)", f"{statistics.median(ratios):.2f}")
     row("  each round", ", ".join(f"{x:.2f}" for x in ratios))
     warm = [2 * a / b for a, b in zip(warm_pairs[1], warm_pairs[2])]
     row("scaling 1 -> 2 independent warm renderers, pinned, no Ray", f"{statistics.median(warm):.2f}")
+    row("  each round", ", ".join(f"{x:.2f}" for x in warm))
     cpu = [2 * a / b for a, b in zip(spins[1], spins[2])]
     row("scaling 1 -> 2 pinned pure-Python loops (the machine's ceiling)", f"{statistics.median(cpu):.2f}")
+    row("  each round", ", ".join(f"{x:.2f}" for x in cpu))
     row("fresh process per scene, s/scene", f"{fresh_s:.3f}")
     row("speed-up of a warm worker over fresh processes", f"{fresh_s / gt['scene_s']:.2f}")
 
