@@ -10,10 +10,10 @@ rotated into the camera frame (so no per-pixel conversion is left for Python).
 The ground-truth passes never touch a file: a hook on the Cycles add-on's engine copies them
 out of Blender's in-memory render result (`RenderEngine.get_result()`) when the frame is done.
 Writing and re-reading a multilayer EXR cost ~45 ms per 512^2 scene, a fifth of the render.
-The hook also times the engine itself (`cycles_s`: scene sync + path tracing), the figure the
-pipeline's overhead is measured against. The beauty pass (RGB) is a separate render with the
-configured samples, denoiser and pixel filter, written by Blender as PNG (its view transform
-applied) to a private temp directory and read back.
+The hook also times the engine itself (`gt_cycles_s`, `rgb_cycles_s`: session set-up, scene sync,
+BVH, path tracing), the figure the pipeline's overhead is measured against. The beauty pass
+(RGB) is a separate render with the configured samples, denoiser and pixel filter, written by
+Blender as PNG (its view transform applied) to a private temp directory and read back.
 """
 
 from __future__ import annotations
