@@ -145,9 +145,51 @@ def compose(stage: str, overrides: list[str]) -> DictConfig:
         raise ConfigError(f"unknown stage {stage!r}; allowed: {sorted(STAGES)}")
     try:
         with initialize_config_module(config_module="pipelines.conf", version_base="1.3"):
-            return hydra_compose(config_name=STAGES[stage][0], overrides=overrides)
+            cfg = hydra_compose(config_name=STAGES[stage][0], overrides=overrides)
+            if overrides:
+                base = hydra_compose(config_name=STAGES[stage][0])
+                # the same config groups chosen (preset=..., mixture=...), without value overrides
+                groups = [o for o in overrides if _override_key(o) not in base]
+                base = hydra_compose(config_name=STAGES[stage][0], overrides=groups) if groups else base
+                check_value_types(_plain_tree(base), _plain_tree(cfg))
+            return cfg
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(_one_line(str(err))) from err
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~").split(".", 1)[0].split("@", 1)[0]
+
+
+def _plain_tree(cfg: DictConfig) -> Any:
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except Exception:  # an interpolation that cannot resolve yet: the stage reports it itself
+        return OmegaConf.to_container(cfg, resolve=False)
+
+
+def check_value_types(default: Any, given: Any, key: str = "") -> None:
+    """A value whose default is a number or a boolean must stay one (null is left to the stage).
+
+    `vistune render n_scenes=abc` then fails naming the key, instead of deep inside the stage
+    with Python's "'<' not supported between 'str' and 'int'".
+    """
+    if isinstance(default, dict) and isinstance(given, dict):
+        for k in default.keys() & given.keys():
+            check_value_types(default[k], given[k], f"{key}.{k}" if key else str(k))
+        return
+    if default is None or given is None:
+        return
+    if isinstance(default, bool):
+        ok, want = isinstance(given, bool), "true or false"
+    elif isinstance(default, int):
+        ok, want = isinstance(given, int) and not isinstance(given, bool), "an integer"
+    elif isinstance(default, float):
+        ok, want = isinstance(given, (int, float)) and not isinstance(given, bool), "a number"
+    else:
+        return
+    if not ok:
+        raise ConfigError(f"{key} must be {want} (default {default!r}), got {given!r}")
 
 
 def _one_line(message: str) -> str:

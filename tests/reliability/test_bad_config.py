@@ -23,6 +23,11 @@ CASES = {
     "unknown on_error": (["run", "encode.on_error=ignore"], ["on_error", "'ignore'", "'skip'", "'raise'"]),
     "unknown preset": (["run", "preset=huge"], ["preset/huge", "allowed", "smoke", "small", "cluster"]),
     "unknown eval task": (["run", "eval.tasks=[bogus]"], ["eval.tasks", "bogus", "depth"]),
+    # a value of the wrong type names its key (it used to fail inside the stage: "'<' not supported")
+    "text for a count": (["render", "n_scenes=abc"], ["n_scenes", "an integer", "'abc'"]),
+    "text for a nested count in run": (["run", "render.render.samples=many"], ["render.render.samples", "'many'"]),
+    "text for a flag": (["render", "render.rgb=maybe"], ["render.rgb", "true or false", "'maybe'"]),
+    "text for a rate": (["train", "train.optim.lr=fast"], ["train.optim.lr", "a number", "'fast'"]),
 }
 
 
@@ -52,3 +57,10 @@ def test_bad_value_is_a_one_line_error_before_any_work(case, tmp_path, capsys, n
     assert not missing, f"{missing} not in: {lines[0]}"
     assert captured.out == ""
     assert not out.exists(), "an output directory was created"
+
+
+def test_type_check_accepts_what_the_configs_allow():
+    """Ints for floats, presets that change values, lists and text for text keys: no false alarms."""
+    assert cli.main(["run", "preset=small", "render.n_scenes=12", "tune.train.optim.lr=1", "--cfg", "job"]) == 0
+    assert cli.main(["run", "preset=cluster", "--cfg", "job"]) == 0
+    assert cli.main(["render", "prefix=2024", "families=[indoor]", "--cfg", "job"]) == 0
