@@ -146,12 +146,10 @@ def compose(stage: str, overrides: list[str]) -> DictConfig:
     try:
         with initialize_config_module(config_module="pipelines.conf", version_base="1.3"):
             cfg = hydra_compose(config_name=STAGES[stage][0], overrides=overrides)
-            if overrides:
-                base = hydra_compose(config_name=STAGES[stage][0])
-                # the same config groups chosen (preset=..., mixture=...), without value overrides
-                groups = [o for o in overrides if _override_key(o) not in base]
-                base = hydra_compose(config_name=STAGES[stage][0], overrides=groups) if groups else base
-                check_value_types(_plain_tree(base), _plain_tree(cfg))
+            if overrides:  # against the same config groups (preset=..., mixture=...) without value overrides
+                groups = [o for o in overrides if _override_key(o) not in cfg]
+                check_value_types(_plain_tree(hydra_compose(config_name=STAGES[stage][0], overrides=groups)),
+                                  _plain_tree(cfg))
             return cfg
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(_one_line(str(err))) from err
