@@ -81,3 +81,20 @@ def write_annotate_shard(out, index: int, seeds, prefix: str = "annotate", **kw)
             w.add(f"img{seed:09d}", files, {"seed": seed})
         w.commit()
     return paths
+
+
+def write_web_images(root, n: int = 4):
+    """`n` small PNG "web photos" (a bright block on a dark ground, one per image) in a new `root`
+    directory: the input of annotate in end-to-end runs. Returns `root`."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    root = Path(root)
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        img = np.full((48, 64, 3), 40, np.uint8)
+        img[10:38, 8 + 10 * i:30 + 10 * i] = rng.integers(120, 255, 3)
+        Image.fromarray(img).save(root / f"im{i}.png")
+    return root

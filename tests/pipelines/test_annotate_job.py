@@ -3,13 +3,8 @@ stats, skips counted, captions carried, rerun idempotent, restartable."""
 
 import io
 import json
-import os
-import signal
 import tarfile
-import threading
-import time
 
-import numpy as np
 import pytest
 import webdataset as wds
 from PIL import Image
@@ -18,6 +13,7 @@ from annotate import raw
 from encode.shards import read_rows
 from pipelines import cli
 from pipelines.annotate_job import AnnotateJobConfig, config_from_dict, run_annotate
+from tests.reliability.procs import run_killing
 
 ray = pytest.importorskip("ray")
 skdata = pytest.importorskip("skimage.data")
@@ -149,37 +145,13 @@ def test_config_validation_names_the_bad_value(tmp_path):
     assert cfg.labeler_params == {"threads": 4}  # only the chosen backend's block
 
 
-def _worker_pids():
-    """PIDs of Ray actor processes titled ray::AnnotateWorker (read from /proc: Linux only)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if b"AnnotateWorker" in f.read():
-                        pids.append(int(entry))
-            except OSError:
-                continue
-    return [p for p in pids if p != os.getpid()]
-
-
 @pytest.mark.slow
 def test_killed_worker_mid_shard_is_redone_exactly_once(ray_local, photo_dir, tmp_path):
     out = tmp_path / "out"
     cfg = _cfg(out, photo_dir, workers=1, images_per_shard=2, batch_size=1)
-    result = {}
-    job = threading.Thread(target=lambda: result.update(run_annotate(cfg, progress=False)))
-    job.start()
-    killed = 0
-    deadline = time.time() + 120
-    while job.is_alive() and not killed and time.time() < deadline:
-        if list(out.glob(".annotate-*.tmp")):  # a shard is being written
-            for pid in _worker_pids():
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-        time.sleep(0.01)
-    job.join(timeout=300)
-    assert killed >= 1, "the test never caught a worker mid-shard"
+    # SIGKILL this test's own AnnotateWorker (not other sessions' workers) while it writes a shard
+    result, hit = run_killing(lambda: run_annotate(cfg, progress=False), out, "AnnotateWorker", kills=1)
+    assert len(hit) >= 1, "the test never caught a worker mid-shard"
     assert result["written"] == 4 and result["shards"] == 3
     keys = [s["__key__"] for s in _samples(out)]
     assert keys == ["img000000_000000", "img000000_000001", "img000001_000000", "img000001_000001"]

@@ -1,10 +1,6 @@
 """The render job on a real embedded Ray cluster: shards complete, exactly once, restartable."""
 
 import json
-import os
-import signal
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -13,6 +9,7 @@ import webdataset as wds
 from encode.shards import read_rows
 from pipelines.render_job import RenderJobConfig, run_render, scene_key
 from render import raw
+from tests.reliability.procs import run_killing
 
 ray = pytest.importorskip("ray")
 
@@ -55,36 +52,12 @@ def test_job_writes_complete_shards_and_rerun_skips(ray_local, tmp_path):
     assert mtimes == {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
 
 
-def _render_worker_pids():
-    """PIDs of Ray actor processes titled ray::RenderWorker (read from /proc: Linux only)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if b"RenderWorker" in f.read():
-                        pids.append(int(entry))
-            except OSError:
-                continue
-    return [p for p in pids if p != os.getpid()]
-
-
 @pytest.mark.slow
 def test_killed_worker_mid_shard_is_redone_exactly_once(ray_local, tmp_path):
     cfg = _cfg(tmp_path, n_scenes=6, per_shard=3, workers=1)
-    result = {}
-    job = threading.Thread(target=lambda: result.update(run_render(cfg, progress=False)))
-    job.start()
-    killed = 0
-    deadline = time.time() + 120
-    while job.is_alive() and not killed and time.time() < deadline:
-        if list(tmp_path.glob(".render-*.tmp")):  # a shard is being written
-            for pid in _render_worker_pids():
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-        time.sleep(0.01)
-    job.join(timeout=300)
-    assert killed >= 1, "the test never caught a worker mid-shard"
+    # SIGKILL this test's own RenderWorker (not other sessions' workers) while it writes a shard
+    result, hit = run_killing(lambda: run_render(cfg, progress=False), tmp_path, "RenderWorker", kills=1)
+    assert len(hit) >= 1, "the test never caught a worker mid-shard"
     assert result["rendered_scenes"] == 6
     assert _all_keys(tmp_path) == [scene_key(i) for i in range(6)]  # each scene exactly once
     assert sorted(p.name for p in tmp_path.iterdir()) == [

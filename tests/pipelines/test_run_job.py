@@ -5,13 +5,12 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from pipelines import encode_job, eval_job, render_job, train_job
 from pipelines.cli import compose, main
 from pipelines.run_job import STAGES, check_config, run
+from tests.encode.raw_fixtures import write_web_images
 
 
 def _resolved(overrides):
@@ -58,13 +57,7 @@ def _tiny(out, images):
 
 @pytest.mark.slow
 def test_run_end_to_end_then_rerun_redoes_only_missing(tmp_path):
-    images = tmp_path / "web"
-    images.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        img = np.full((48, 64, 3), 40, np.uint8)
-        img[10:38, 8 + 10 * i:30 + 10 * i] = rng.integers(120, 255, 3)
-        Image.fromarray(img).save(images / f"im{i}.png")
+    images = write_web_images(tmp_path / "web")
     cfg = _tiny(tmp_path / "run", images)
     logs = []
     first = run(cfg, log=logs.append)

@@ -16,8 +16,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+from tests.reliability.checks import temp_files
 
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -150,3 +153,35 @@ class LocalCluster:
         leftovers = [p for p, (_, cmd) in proc_table().items() if self.temp_dir.encode() in cmd]
         _signal(leftovers, signal.SIGKILL)
         subprocess.run(["rm", "-rf", self.temp_dir], check=False)
+
+
+def run_killing(job, out: Path, worker: str, kills: int = 2, timeout_s: float = 180) -> tuple[dict, list[str]]:
+    """Run `job()` on a thread; each time a shard temp file appears under `out` for a shard not hit
+    yet, SIGKILL this process's `worker` actors. Returns (job result, names of the shards hit)."""
+    result: dict = {}
+    errors: list[BaseException] = []
+
+    def target():
+        try:
+            result.update(job())
+        except BaseException as err:  # noqa: BLE001 (re-raised on the test thread)
+            errors.append(err)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    hit: list[str] = []
+    deadline = time.time() + timeout_s
+    while thread.is_alive() and len(hit) < kills and time.time() < deadline:
+        fresh = {p.name.split(".")[1] for p in temp_files(out)} - set(hit)  # .<shard>.tar.<rand>.tmp -> <shard>
+        pids = ray_workers(worker, os.getpid()) if fresh else []
+        if pids:
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            hit.append(sorted(fresh)[0])
+        time.sleep(0.005)
+    thread.join(timeout=timeout_s)
+    assert not thread.is_alive(), "the job did not finish"
+    if errors:
+        raise errors[0]
+    assert len(hit) == kills, f"caught only {hit} mid-shard"
+    return result, hit

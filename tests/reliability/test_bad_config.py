@@ -31,16 +31,6 @@ CASES = {
 }
 
 
-@pytest.fixture
-def no_ray(monkeypatch):
-    ray = pytest.importorskip("ray")
-
-    def init(*_a, **_kw):
-        raise AssertionError("Ray was started")
-
-    monkeypatch.setattr(ray, "init", init)
-
-
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_value_is_a_one_line_error_before_any_work(case, tmp_path, capsys, no_ray):
     argv, wanted = CASES[case]

@@ -103,17 +103,6 @@ def test_write_failing_mid_shard_in_the_kernel_leaves_nothing(tmp_path):
     assert _files(tmp_path) == []
 
 
-@pytest.fixture
-def no_ray(monkeypatch):
-    """Fail the test if anything starts or joins Ray: these errors must come before any work."""
-    ray = pytest.importorskip("ray")
-
-    def init(*_a, **_kw):
-        raise AssertionError("Ray was started")
-
-    monkeypatch.setattr(ray, "init", init)
-
-
 @pytest.mark.parametrize("argv, key", [
     (["render", "out={f}", "n_scenes=2"], "out"),
     (["encode", "inputs=[{raw}]", "out={f}/sub"], "out"),

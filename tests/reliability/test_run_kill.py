@@ -14,11 +14,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from pipelines.render_job import scene_key
+from tests.encode.raw_fixtures import write_web_images
 from tests.reliability.checks import raw_shard_keys, task_shard_keys
 from tests.reliability.procs import descendants, kill_tree
 
@@ -80,13 +79,7 @@ def _stage(run: Path, stage: str) -> dict:
 
 
 def test_killed_run_resumes_redoing_only_missing_work(tmp_path):
-    images = tmp_path / "web"
-    images.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        img = np.full((48, 64, 3), 40, np.uint8)
-        img[10:38, 8 + 10 * i:30 + 10 * i] = rng.integers(120, 255, 3)
-        Image.fromarray(img).save(images / f"im{i}.png")
+    images = write_web_images(tmp_path / "web")
     run, log = tmp_path / "run", tmp_path / "log.txt"
     overrides = _overrides(run, images)
     done_dir = run / "encode" / "_done"

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import threading
-import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.reliability.checks import raw_shard_keys, task_shard_keys, temp_files
-from tests.reliability.procs import ray_workers
+from tests.reliability.checks import raw_shard_keys, task_shard_keys
+from tests.reliability.procs import run_killing
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -31,38 +27,6 @@ def ray_local():
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield
     ray.shutdown()
-
-
-def run_killing(job, out: Path, worker: str, kills: int = 2, timeout_s: float = 180) -> tuple[dict, list[str]]:
-    """Run `job()` on a thread; each time a shard temp file appears under `out` for a shard not hit
-    yet, SIGKILL this process's `worker` actors. Returns (job result, names of the shards hit)."""
-    result: dict = {}
-    errors: list[BaseException] = []
-
-    def target():
-        try:
-            result.update(job())
-        except BaseException as err:  # noqa: BLE001 (re-raised on the test thread)
-            errors.append(err)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    hit: list[str] = []
-    deadline = time.time() + timeout_s
-    while thread.is_alive() and len(hit) < kills and time.time() < deadline:
-        fresh = {p.name.split(".")[1] for p in temp_files(out)} - set(hit)  # .<shard>.tar.<rand>.tmp -> <shard>
-        pids = ray_workers(worker, os.getpid()) if fresh else []
-        if pids:
-            for pid in pids:
-                os.kill(pid, signal.SIGKILL)
-            hit.append(sorted(fresh)[0])
-        time.sleep(0.005)
-    thread.join(timeout=timeout_s)
-    assert not thread.is_alive(), "the job did not finish"
-    if errors:
-        raise errors[0]
-    assert len(hit) == kills, f"caught only {hit} mid-shard"
-    return result, hit
 
 
 def test_encode_worker_killed_mid_shard(ray_local, tmp_path):
