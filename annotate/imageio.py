@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from formats.members import jpeg_bytes, png_bytes
+
 RESIZE_MODES = ("none", "max_side", "min_side")
 
 # Reasons a source item is skipped. Sources add their own (see annotate/sources.py).
@@ -245,14 +247,5 @@ def stored_bytes(data: bytes, fmt: str, mode: str, transposed: bool, resized: bo
     if fmt == "JPEG" and not resized:
         if not transposed and mode in ("RGB", "L"):
             return "rgb.jpg", data
-        buf = io.BytesIO()
-        Image.fromarray(rgb).save(buf, format="JPEG", quality=jpeg_quality, subsampling=0)
-        return "rgb.jpg", buf.getvalue()
+        return "rgb.jpg", jpeg_bytes(rgb, quality=jpeg_quality, subsampling=0)
     return "rgb.png", png_bytes(rgb)
-
-
-def png_bytes(arr: np.ndarray) -> bytes:
-    """Lossless PNG of a uint8 RGB/grey or uint16 single-channel array."""
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()

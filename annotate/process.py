@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from annotate import raw
+from formats import raw_label as raw
 from annotate.filters import FilterConfig, filter_instances, mask_box, paint_maps
 from annotate.imageio import DecodedImage, DecodePolicy, SkipImage, decode_image
 from annotate.labelers.base import LabelResult, Labeler, describe

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 import braceexpand
 
-from encode.shards import ShardError, check_member_name
+from formats.shards import ShardError, check_member_name
 
 SOURCE_KINDS = ("auto", "dir", "list", "wds")
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")

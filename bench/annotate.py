@@ -34,12 +34,13 @@ from PIL import Image
 ROOT = str(Path(__file__).resolve().parents[1])
 sys.path.insert(0, ROOT)
 
-from annotate import labelers, raw  # noqa: E402
+from annotate import labelers  # noqa: E402
+from formats import raw_label as raw  # noqa: E402
 from annotate.composites import ellipse_mask, iou, paste, tint  # noqa: E402
 from annotate.imageio import DecodePolicy  # noqa: E402
 from annotate.process import AnnotateSettings, UnitStats, annotate_unit  # noqa: E402
 from annotate.sources import plan_units  # noqa: E402
-from encode.shards import ShardPaths, ShardWriter, iter_samples  # noqa: E402
+from formats.shards import ShardPaths, ShardWriter, iter_samples  # noqa: E402
 
 
 def sample_photos() -> dict[str, np.ndarray]:

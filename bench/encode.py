@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from encode.manifest import SCHEMA  # noqa: E402
 from encode.mixture import MixtureConfig, MixtureStream  # noqa: E402
 from encode.sample import from_sample, to_files  # noqa: E402
-from encode.shards import ShardPaths, ShardWriter, iter_samples, read_sample_at  # noqa: E402
+from formats.shards import ShardPaths, ShardWriter, iter_samples, read_sample_at  # noqa: E402
 from encode.tasks import EncodeSettings, TaskBuilder  # noqa: E402
 from pipelines.encode_job import EncodeWorker  # noqa: E402
 from tests.encode.raw_fixtures import write_annotate_shard, write_render_shard  # noqa: E402

@@ -48,7 +48,7 @@ import json, statistics, sys, time
 sys.path.insert(0, {root!r})
 from pipelines.affinity import claim_cores
 cores = claim_cores(1, {lock_dir!r}) if {pin} else []
-from render import raw
+from formats import raw_render as raw
 from render.blender import BlenderRenderer, RenderSettings
 from render.sampling import sample_scene
 r = BlenderRenderer(RenderSettings(rgb={rgb}))

@@ -32,7 +32,7 @@ sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resol
 from encode import codecs  # noqa: E402
 from encode.prompts import make_prompt  # noqa: E402
 from encode.sample import TaskSample, to_files  # noqa: E402
-from encode.shards import ShardPaths, ShardWriter  # noqa: E402
+from formats.shards import ShardPaths, ShardWriter  # noqa: E402
 from train.data import BatchStream, DataConfig, ShardListStream  # noqa: E402
 from train.ema import EMA  # noqa: E402
 from train.loop import param_groups  # noqa: E402

@@ -1,7 +1,7 @@
 """The task-shard manifest: one Parquet row per sample, schema-versioned, queryable as one dataset.
 
 Each task shard `<task>/<task>-000123.tar` has its manifest `<task>/<task>-000123.parquet` beside
-it (written by `encode.shards.ShardWriter` with `SCHEMA`, so even an empty shard has the full
+it (written by `formats.shards.ShardWriter` with `SCHEMA`, so even an empty shard has the full
 schema). `open_dataset(root)` reads all of them as one `pyarrow.dataset`; `mix`, `mix check`,
 pandas and DuckDB users read that. Paths may be local directories or URIs that pyarrow's
 filesystem layer understands (`s3://bucket/prefix`, `gs://...`).

@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from encode.manifest import filesystem_and_path, filter_expression, open_dataset
-from encode.shards import ShardError, read_sample_at
+from formats.shards import ShardError, read_sample_at
 
 log = logging.getLogger("vistune.mix")
 EXCLUDED_FILE = "_excluded.parquet"

@@ -15,15 +15,13 @@ convert between the two. Pure numpy + Pillow; no Ray, no torch.
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from render import exr
+from formats.members import (MAX_PIXELS, SampleError, depth_exr_bytes, jpeg_bytes, json_bytes,  # noqa: F401
+                             normals_exr_bytes, png_bytes, read_depth_exr, read_image, read_json, read_normals_exr)
 
 TASK_FORMAT_VERSION = 1
 
@@ -49,10 +47,6 @@ RAW_MEMBERS = {"depth.exr": "depth", "normal.exr": "normals", "instance.png": "i
                "semantic.png": "semantic", "mask.png": "mask"}
 
 
-class SampleError(ValueError):
-    """A task sample that is missing a member or holds an undecodable one."""
-
-
 @dataclass
 class TaskSample:
     key: str
@@ -68,36 +62,6 @@ class TaskSample:
         return self.meta.get("split", "train")
 
 
-def png_bytes(arr: np.ndarray, compress_level: int = 1) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG", compress_level=compress_level)
-    return buf.getvalue()
-
-
-MAX_PIXELS = 8192 * 8192  # decompression-bomb limit for shard members (checked before decoding)
-
-
-def read_image(data: bytes, what: str) -> np.ndarray:
-    """PNG/JPEG bytes -> uint8 RGB, or uint16 for 16-bit single-channel PNGs (ids).
-
-    Raises SampleError for undecodable data or an image over MAX_PIXELS (checked from the header,
-    before any pixel is decoded).
-    """
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise SampleError(f"{what}: {im.width}x{im.height} exceeds the {MAX_PIXELS}-pixel limit")
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                return np.asarray(im).astype(np.uint16)
-            if im.mode == "L" or im.mode == "1":
-                return np.asarray(im.convert("L"))
-            return np.asarray(im.convert("RGB"))
-    except SampleError:
-        raise
-    except Exception as err:  # Pillow raises many types for corrupt data
-        raise SampleError(f"cannot decode {what}: {err}") from err
-
-
 def to_files(sample: TaskSample, input_format: str = "png") -> dict[str, bytes]:
     """TaskSample -> shard members. `input_format` 'png' (lossless) or 'jpg' (quality 95)."""
     if sample.task not in TASK_GROUPS:
@@ -110,9 +74,7 @@ def to_files(sample: TaskSample, input_format: str = "png") -> dict[str, bytes]:
         if sample.input.shape[:2] != sample.target.shape[:2]:
             raise ValueError(f"input {sample.input.shape[:2]} and target {sample.target.shape[:2]} sizes differ")
         if input_format == "jpg":
-            buf = io.BytesIO()
-            Image.fromarray(sample.input).save(buf, format="JPEG", quality=95)
-            files["input.jpg"] = buf.getvalue()
+            files["input.jpg"] = jpeg_bytes(sample.input, quality=95)
         elif input_format == "png":
             files["input.png"] = png_bytes(sample.input)
         else:
@@ -122,14 +84,14 @@ def to_files(sample: TaskSample, input_format: str = "png") -> dict[str, bytes]:
             continue
         arr = sample.raw[name]
         if name == "depth":
-            files[member] = exr.to_bytes({"Z": arr.astype(np.float32)})
+            files[member] = depth_exr_bytes(arr)
         elif name == "normals":
-            files[member] = exr.to_bytes({"X": arr[..., 0], "Y": arr[..., 1], "Z": arr[..., 2]}, half=True)
+            files[member] = normals_exr_bytes(arr)
         elif name == "mask":
             files[member] = png_bytes(arr.astype(np.uint8) * 255)
         else:
             files[member] = png_bytes(arr.astype(np.uint16))
-    files["json"] = json.dumps(meta, sort_keys=True).encode()
+    files["json"] = json_bytes(meta)
     return files
 
 
@@ -139,10 +101,7 @@ def from_sample(sample: dict[str, Any], with_raw: bool = True) -> TaskSample:
     for member in ("json", "target.png", "prompt.txt"):
         if member not in sample:
             raise SampleError(f"task sample {key!r} lacks {member!r} (has {sorted(k for k in sample if not k.startswith('__'))})")
-    try:
-        meta = json.loads(sample["json"])
-    except (ValueError, UnicodeDecodeError) as err:
-        raise SampleError(f"task sample {key!r}: bad json member: {err}") from err
+    meta = read_json(sample["json"], f"task sample {key!r}")
     task = meta.get("task")
     if task not in TASK_GROUPS:
         raise SampleError(f"task sample {key!r}: unknown task {task!r}; known: {list(TASKS)}")
@@ -155,10 +114,9 @@ def from_sample(sample: dict[str, Any], with_raw: bool = True) -> TaskSample:
             if member not in sample:
                 continue
             if name == "depth":
-                raw[name] = exr.from_bytes(sample[member])["Z"]
+                raw[name] = read_depth_exr(sample[member])
             elif name == "normals":
-                n = exr.from_bytes(sample[member])
-                raw[name] = np.stack([n["X"], n["Y"], n["Z"]], axis=-1).astype(np.float32)
+                raw[name] = read_normals_exr(sample[member])
             elif name == "mask":
                 raw[name] = read_image(sample[member], f"{key}.{member}") > 127
             else:

@@ -142,7 +142,7 @@ class TaskBuilder:
             raise SampleError(f"raw sample {key!r} has no rgb image (render.rgb=false shards cannot be encoded)")
         targets: dict[str, np.ndarray] = {}
         if kind == "render":
-            from render import raw as render_raw  # the render shard format (members <-> arrays), no bpy
+            from formats import raw_render as render_raw  # the render shard format (members <-> arrays), no bpy
 
             try:
                 rr = render_raw.from_sample(raw)  # decodes rgb.png too: no second decode below

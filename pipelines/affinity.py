@@ -19,7 +19,7 @@ import os
 import tempfile
 from typing import IO
 
-from render.exr import scratch_dir
+from formats.exr import scratch_dir
 
 _held: list[IO] = []  # open lock files: a claim lasts as long as this process
 

@@ -2,7 +2,7 @@
 
 One work unit (`images_per_shard` files of a directory or list, or one input tar) = one output
 shard = one Ray task. Each actor builds its labeler once and keeps it for every shard it gets.
-A shard is written atomically (encode/shards.py): its `<prefix>-NNNNNN.stats.json` (counts of
+A shard is written atomically (formats/shards.py): its `<prefix>-NNNNNN.stats.json` (counts of
 skipped items by reason, filter drops, timings) is written first, then the tar and the Parquet
 sidecar, so a complete shard (Parquet present) always has its stats; complete shards are
 skipped on rerun, and a shard whose worker died is redone from scratch. The job's totals go to
@@ -26,8 +26,8 @@ from annotate.filters import FilterConfig
 from annotate.imageio import DecodePolicy
 from annotate.process import AnnotateSettings, UnitStats, annotate_unit
 from annotate.sources import SOURCE_KINDS, WorkUnit, detect_kind, plan_units
-from encode.shards import ShardPaths, ShardWriter, ensure_output_dir
-from pipelines.atomic import atomic_open
+from formats.shards import ShardPaths, ShardWriter, ensure_output_dir
+from formats.atomic import atomic_open
 from pipelines.work_pool import run_pool
 
 MAX_SHARD_ATTEMPTS = 3

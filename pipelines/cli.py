@@ -35,7 +35,7 @@ def _ray_stage(job: str, run: str) -> Callable[[DictConfig], None]:
     def runner(cfg: DictConfig) -> None:
         import importlib
 
-        from encode.shards import ensure_output_dir
+        from formats.shards import ensure_output_dir
         from pipelines.ray_runtime import ray_session
 
         module = importlib.import_module(f"pipelines.{job}")

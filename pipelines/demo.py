@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from encode import codecs
-from pipelines.atomic import atomic_open
+from formats.atomic import atomic_open
 from render import analytic
 
 _HEAT = np.array([[0, 0, 0], [90, 20, 130], [220, 60, 60], [250, 200, 40], [255, 255, 255]], np.float64)

@@ -25,9 +25,9 @@ from tqdm import tqdm
 
 from encode.manifest import SCHEMA
 from encode.sample import SampleError, to_files
-from encode.shards import ShardError, ShardPaths, ShardWriter, ensure_output_dir, iter_samples, read_rows
+from formats.shards import ShardError, ShardPaths, ShardWriter, ensure_output_dir, iter_samples, read_rows
 from encode.tasks import EncodeSettings, TaskBuilder
-from pipelines.atomic import atomic_open
+from formats.atomic import atomic_open
 
 log = logging.getLogger("vistune.encode")
 ON_ERROR = ("skip", "raise")

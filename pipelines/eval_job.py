@@ -23,12 +23,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from train.evals import Baseline, EvalResult, Evaluator
-from train.evals.comparison import compare_generation
-from train.evals.data import iter_eval_samples, load_eval_samples, shard_paths
-from train.evals.depth import PROTOCOLS
-from train.evals.report import write_report
-from train.evals.scoring import GENERATION_TASKS, SCORED_TASKS
+from evals import Baseline, EvalResult, Evaluator
+from evals.comparison import compare_generation
+from evals.data import iter_eval_samples, load_eval_samples, shard_paths
+from evals.depth import PROTOCOLS
+from evals.report import write_report
+from evals.scoring import GENERATION_TASKS, SCORED_TASKS
+from formats.atomic import atomic_write_text
 
 JSON_VERSION = 1
 _STEP = re.compile(r"step[-_]?(\d+)")
@@ -228,16 +229,14 @@ def run_eval(conf: EvalJobConfig, loader: Callable = _default_loader, predictor:
     doc = {"version": JSON_VERSION, "data": list(conf.data), "n_samples": len(samples),
            "tasks": sorted({s.task for s in samples}), "results": [r.to_json() for r in report_results],
            "comparison": comparison}
-    tmp = out / ".eval.json.tmp"
-    tmp.write_text(json.dumps(_json_safe(doc), indent=1, sort_keys=True, allow_nan=False))
-    tmp.replace(out / "eval.json")
+    atomic_write_text(out / "eval.json", json.dumps(_json_safe(doc), indent=1, sort_keys=True, allow_nan=False))
     report = write_report(report_results, out, comparison)
     return {"json": out / "eval.json", "report": report, "results": report_results, "comparison": comparison}
 
 
 def describe(summary: dict[str, Any]) -> str:
     """A short console table: headline metric per task for each model and the references."""
-    from train.evals.scoring import HEADLINE
+    from evals.scoring import HEADLINE
 
     results = summary["results"]
     lines = [f"{'task':<10} {'metric':<17} " + " ".join(f"{r.name[:16]:>16}" for r in results)

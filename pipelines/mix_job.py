@@ -24,7 +24,7 @@ from typing import Any
 from encode import dedup
 from encode.manifest import open_dataset
 from encode.mixture import EXCLUDED_FILE, MixtureConfig, MixtureStream, build_index, realized_ratios
-from pipelines.atomic import atomic_open
+from formats.atomic import atomic_open
 
 ACTIONS = ("resolve", "stats", "check")
 
@@ -101,7 +101,7 @@ def preview(cfg: dict[str, Any]) -> Path:
     """Random samples per task (from the manifests, read by byte range) -> contact sheets + HTML."""
     from encode.preview import contact_sheet, preview_html
     from encode.sample import from_sample
-    from encode.shards import read_sample_at
+    from formats.shards import read_sample_at
 
     roots = cfg.get("roots")
     roots = [roots] if isinstance(roots, str) else list(roots)

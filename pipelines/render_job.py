@@ -1,7 +1,7 @@
 """`vistune render`: an actor pool of Blender workers renders seeded scenes into raw shards.
 
 One shard = `scenes_per_shard` consecutive scene indices = one Ray task. Each actor keeps
-bpy loaded across shards. Shards are written atomically (encode/shards.py); complete shards
+bpy loaded across shards. Shards are written atomically (formats/shards.py); complete shards
 are skipped on rerun. A worker killed mid-shard is restarted by Ray and the shard redone from
 scratch, so the output never holds partial or duplicate samples.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from encode.shards import ShardPaths, ShardWriter, ensure_output_dir
+from formats.shards import ShardPaths, ShardWriter, ensure_output_dir
 from pipelines.affinity import claim_cores
 from pipelines.work_pool import run_pool
 from render.sampling import FAMILIES, scene_seed
@@ -145,7 +145,8 @@ class RenderWorker:
 
     def _write_scene(self, writer: ShardWriter, cfg: RenderJobConfig, index: int, seed: int, spec, result,
                      edit=None) -> None:
-        from render import raw
+        from formats import raw_render as raw
+        from formats.members import png_bytes
         from render.blender.renderer import settings_dict
 
         meta = {"seed": seed, "index": index, "spec": spec.to_dict(), "K": result.K.tolist(),
@@ -155,7 +156,7 @@ class RenderWorker:
             meta["edit"] = edit[1]
         files = raw.to_files(result.depth, result.normals, result.instance, result.semantic, meta, result.rgb)
         if edit is not None:
-            files["edit.png"] = raw.png_bytes(edit[0])
+            files["edit.png"] = png_bytes(edit[0])
         writer.add(scene_key(index), files, {
             "scene_index": index, "seed": seed, "family": spec.family, "n_objects": len(spec.objects),
             "width": cfg.width, "height": cfg.height, "focal_mm": spec.camera.focal_mm_35(),

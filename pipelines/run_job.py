@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from encode.shards import ensure_output_dir
-from pipelines.atomic import atomic_open
+from formats.shards import ensure_output_dir
+from formats.atomic import atomic_open
 
 STAGES = ("render", "annotate", "encode", "mix", "pretrain", "tune", "eval")
 RAY_STAGES = ("render", "annotate", "encode")
@@ -196,7 +196,7 @@ def _stage_config(cfg: dict, stage: str) -> Any:
 
 def headline_metrics(eval_json: str) -> dict[str, Any]:
     """Task -> headline metric of the newest evaluated checkpoint, from eval.json."""
-    from train.evals.scoring import HEADLINE
+    from evals.scoring import HEADLINE
 
     doc = json.loads(Path(eval_json).read_text())
     results = [r for r in doc["results"] if r.get("info", {}).get("role") != "base"]

@@ -36,7 +36,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from encode.sample import TASK_GROUPS, TASKS, TaskSample, from_sample
-from encode.shards import iter_samples, read_rows
+from formats.shards import iter_samples, read_rows
 
 StreamFactory = Callable[[int, int, int, int, "dict | None"], Iterator[dict]]
 RESIZE_MODES = ("resize", "error")

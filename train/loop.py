@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from formats.atomic import atomic_write_text
 from train import checkpoint as ckpt
 from train.data import BatchStream, DataConfig, StreamFactory, TaskBatch, check_batch
 from train.distributed import DistContext
@@ -142,9 +142,7 @@ class MetricsLog:
         if not self.path.exists():
             return
         keep = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(line + "\n" for line in keep))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, "".join(line + "\n" for line in keep))
 
     def write(self, record: dict[str, Any]) -> None:
         with open(self.path, "a") as f:

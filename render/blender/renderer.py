@@ -31,7 +31,7 @@ import bpy
 import numpy as np
 from PIL import Image
 
-from render import exr
+from formats import exr
 from render.blender.builder import SEMANTIC_PROPERTY, build_scene, clear_scene
 from render.settings import RenderSettings
 from render.spec import SceneSpec, validate

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotate import raw
+from formats import raw_label as raw
 from annotate.imageio import DecodePolicy
 from annotate.process import AnnotateSettings, UnitStats, annotate_unit, sample_key
 from annotate.sources import plan_units

@@ -185,7 +185,7 @@ def test_panoptic_recipe_on_known_logits(mask2former_dir):
 
 
 def test_annotate_unit_with_a_transformers_backend(mask2former_dir, tmp_path, photos):
-    from annotate import raw
+    from formats import raw_label as raw
     from annotate.imageio import DecodePolicy
     from annotate.process import AnnotateSettings, UnitStats, annotate_unit
     from annotate.sources import plan_units

@@ -12,9 +12,10 @@ import json
 
 import numpy as np
 
-from encode.sample import png_bytes
-from encode.shards import ShardPaths, ShardWriter
-from render import analytic, raw
+from formats.members import png_bytes
+from formats.shards import ShardPaths, ShardWriter
+from render import analytic
+from formats import raw_render as raw
 
 CLASSES = ("wall", "box", "sphere")
 

@@ -10,7 +10,7 @@ import pytest
 from encode.dedup import Item, exclusions, find_duplicates
 from encode.manifest import hamming, phash
 from encode.mixture import MixtureConfig, MixtureStream
-from encode.shards import ShardPaths, ShardWriter
+from formats.shards import ShardPaths, ShardWriter
 from encode.tasks import EncodeSettings, split_of
 from pipelines.cli import main
 from pipelines.encode_job import EncodeWorker

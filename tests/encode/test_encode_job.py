@@ -13,7 +13,7 @@ from encode import codecs
 from encode.manifest import open_dataset
 from encode.resize import ResizePolicy, plan, resize_nearest
 from encode.sample import from_sample
-from encode.shards import read_sample_at
+from formats.shards import read_sample_at
 from encode.tasks import EncodeSettings
 from pipelines.encode_job import EncodeJobConfig, InputError, run_encode
 from tests.encode.raw_fixtures import annotate_sample, render_sample, write_annotate_shard, write_render_shard
@@ -165,7 +165,7 @@ def test_truncated_input_is_counted_or_raised(ray_local, tmp_path):
 
 
 def test_corrupt_sample_is_skipped_with_reason(ray_local, tmp_path):
-    from encode.shards import ShardPaths, ShardWriter
+    from formats.shards import ShardPaths, ShardWriter
 
     files, _, _ = annotate_sample(1, height=H, width=W)
     bad = dict(files, **{"rgb.png": b"\x89PNG\r\n\x1a\n garbage"})

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from encode import sample
 from encode.sample import SampleError, TaskSample, from_sample, to_files
 
 
@@ -31,12 +30,3 @@ def test_bad_samples_are_named():
         from_sample({**files, "json": b'{"task": "albedo"}'})
     with pytest.raises(ValueError, match="unknown task"):
         to_files(TaskSample("k", "albedo", np.zeros((4, 4, 3), np.uint8), "p", {}))
-
-
-def test_images_over_the_pixel_limit_are_refused_before_decoding(monkeypatch):
-    data = sample.png_bytes(np.zeros((64, 64, 3), np.uint8))
-    monkeypatch.setattr(sample, "MAX_PIXELS", 32 * 32)
-    with pytest.raises(SampleError, match="pixel limit"):
-        sample.read_image(data, "big.png")
-    with pytest.raises(SampleError, match="cannot decode"):
-        sample.read_image(b"not an image", "junk.png")

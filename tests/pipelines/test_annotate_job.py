@@ -9,8 +9,8 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from annotate import raw
-from encode.shards import read_rows
+from formats import raw_label as raw
+from formats.shards import read_rows
 from pipelines import cli
 from pipelines.annotate_job import AnnotateJobConfig, config_from_dict, run_annotate
 from tests.reliability.procs import run_killing

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import webdataset as wds
 
-from encode.shards import read_rows
+from formats.shards import read_rows
 from pipelines.render_job import RenderJobConfig, run_render, scene_key
-from render import raw
+from formats import raw_render as raw
 from tests.reliability.procs import run_killing
 
 ray = pytest.importorskip("ray")

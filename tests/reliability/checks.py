@@ -7,7 +7,7 @@ from pathlib import Path
 
 import webdataset as wds
 
-from encode.shards import read_rows
+from formats.shards import read_rows
 
 
 def tar_keys(tar: Path) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from encode.shards import ShardPaths, ShardWriter, read_rows
+from formats.shards import ShardPaths, ShardWriter, read_rows
 from pipelines import cli
 from tests.reliability.checks import tar_keys
 from tests.reliability.faults import FULL_DISK_ENV
@@ -37,7 +37,7 @@ def _enospc(*_args, **_kw):
 
 @pytest.mark.parametrize("where", ["fsync", "parquet_write", "tar_rename", "parquet_rename"])
 def test_commit_on_a_full_disk_leaves_no_shard_file(tmp_path, monkeypatch, where):
-    import encode.shards as shards
+    import formats.shards as shards
 
     writer = ShardWriter(ShardPaths.of(tmp_path, "x", 0))
     writer.add("a", {"txt": b"hello"}, {"n": 1})
@@ -62,7 +62,7 @@ def test_commit_on_a_full_disk_leaves_no_shard_file(tmp_path, monkeypatch, where
 
 
 def test_failed_rewrite_of_a_complete_shard_keeps_a_complete_pair(tmp_path, monkeypatch):
-    import encode.shards as shards
+    import formats.shards as shards
 
     paths = ShardPaths.of(tmp_path, "x", 0)
     for attempt in range(2):  # the same samples again (encode rewrites identical shards), second commit fails
@@ -82,7 +82,7 @@ def test_failed_rewrite_of_a_complete_shard_keeps_a_complete_pair(tmp_path, monk
 
 _FILL = """
 import json, os, resource, sys
-from encode.shards import ShardPaths, ShardWriter
+from formats.shards import ShardPaths, ShardWriter
 resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 try:
     with ShardWriter(ShardPaths.of(sys.argv[1], "big", 0)) as writer:

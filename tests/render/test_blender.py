@@ -119,7 +119,7 @@ def test_ground_truth_is_deterministic_and_memory_is_flat(renderer):
 
 def test_in_memory_passes_equal_blenders_own_exr(renderer, tmp_path):
     """The engine hook copies exactly what Blender itself would write: same values, rows top-down."""
-    from render import exr
+    from formats import exr
     from render.blender.builder import build_scene, clear_scene
     from render.blender.renderer import _GT_PASSES
     from render.sampling import sample_scene

@@ -10,7 +10,7 @@ from encode import codecs
 from encode.prompts import make_prompt
 from encode.manifest import SCHEMA, make_row, target_stats
 from encode.sample import TASK_GROUPS, TaskSample, to_files
-from encode.shards import ShardPaths, ShardWriter
+from formats.shards import ShardPaths, ShardWriter
 
 COLORS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220), "yellow": (230, 210, 40)}
 

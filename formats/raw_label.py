@@ -12,15 +12,12 @@ Members of one sample (key like `img000003_000012`):
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from annotate.imageio import png_bytes
+from formats.members import json_bytes, png_bytes, read_ids, read_json, read_rgb
 
 RAW_FORMAT_VERSION = 1
 IMAGE_MEMBERS = ("rgb.jpg", "rgb.png")
@@ -39,17 +36,6 @@ class RawLabel:
         return self.instance == instance_id
 
 
-def read_png16(data: bytes) -> np.ndarray:
-    """A 16-bit single-channel PNG -> uint16 array."""
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im).astype(np.uint16)
-
-
-def read_rgb(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))
-
-
 def to_files(image: tuple[str, bytes], instance: np.ndarray, semantic: np.ndarray, meta: dict[str, Any],
              caption: str | None = None) -> dict[str, bytes]:
     """Encode one labeled image as shard members. `image` is (member name, bytes), see DecodedImage.stored."""
@@ -62,8 +48,7 @@ def to_files(image: tuple[str, bytes], instance: np.ndarray, semantic: np.ndarra
         name: data,
         "instance.png": png_bytes(instance.astype(np.uint16)),
         "semantic.png": png_bytes(semantic.astype(np.uint16)),
-        "json": json.dumps({"raw_format": RAW_FORMAT_VERSION, "kind": "annotate", **meta, "caption": caption},
-                           sort_keys=True).encode(),
+        "json": json_bytes({"raw_format": RAW_FORMAT_VERSION, "kind": "annotate", **meta, "caption": caption}),
     }
     if caption is not None:
         files["txt"] = caption.encode("utf-8")
@@ -72,7 +57,8 @@ def to_files(image: tuple[str, bytes], instance: np.ndarray, semantic: np.ndarra
 
 def from_sample(sample: dict[str, Any]) -> RawLabel:
     """Decode a webdataset-style sample dict (bytes per extension) back to arrays."""
-    meta = json.loads(sample["json"])
+    key = sample.get("__key__", "?")
+    meta = read_json(sample["json"], f"{key}.json")
     if meta.get("raw_format") != RAW_FORMAT_VERSION or meta.get("kind") != "annotate":
         raise ValueError(f"not an annotate raw sample of format {RAW_FORMAT_VERSION}: "
                          f"raw_format={meta.get('raw_format')!r}, kind={meta.get('kind')!r}")
@@ -80,5 +66,5 @@ def from_sample(sample: dict[str, Any]) -> RawLabel:
     if name is None:
         raise ValueError(f"sample {sample.get('__key__')!r} has no image member ({list(IMAGE_MEMBERS)})")
     caption = sample["txt"].decode("utf-8") if "txt" in sample else None
-    return RawLabel(read_rgb(sample[name]), read_png16(sample["instance.png"]), read_png16(sample["semantic.png"]),
-                    meta, caption)
+    return RawLabel(read_rgb(sample[name], f"{key}.{name}"), read_ids(sample["instance.png"], f"{key}.instance.png"),
+                    read_ids(sample["semantic.png"], f"{key}.semantic.png"), meta, caption)

@@ -13,8 +13,8 @@ encoding, prompt from `encode.prompts.make_prompt`, raw `depth.exr` with invalid
 and meta naming the source, the split ("eval") and the depth protocol the set is scored with
 (`nyuv2`: 1e-3..10 m, Eigen crop; `kitti`: 1e-3..80 m, Garg crop).
 
-    python -m train.evals.external SRC OUT --source nyuv2 --protocol nyuv2
-    python -m train.evals.external SRC OUT --source kitti --protocol kitti --depth-scale 0.00390625
+    python -m evals.external SRC OUT --source nyuv2 --protocol nyuv2
+    python -m evals.external SRC OUT --source kitti --protocol kitti --depth-scale 0.00390625
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from PIL import Image
 from encode import codecs
 from encode.prompts import make_prompt
 from encode.sample import TaskSample, to_files
-from encode.shards import ShardPaths, ShardWriter
-from render import exr
-from train.evals.depth import PROTOCOLS
+from formats.shards import ShardPaths, ShardWriter
+from formats import exr
+from evals.depth import PROTOCOLS
 
 RGB_EXTS = (".png", ".jpg", ".jpeg")
 DEPTH_EXTS = (".png", ".exr")

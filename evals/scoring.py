@@ -18,14 +18,14 @@ import numpy as np
 
 from encode import codecs
 from encode.sample import TaskSample
-from train.evals import depth as depth_m
-from train.evals import generation as gen_m
-from train.evals import normals as normals_m
-from train.evals import referring as referring_m
-from train.evals import segmentation as seg_m
-from train.evals.failure import EvalFailure
-from train.evals.instance import MaskAP, color_confidence
-from train.evals.resize import check_aspect, resize_prediction
+from evals import depth as depth_m
+from evals import generation as gen_m
+from evals import normals as normals_m
+from evals import referring as referring_m
+from evals import segmentation as seg_m
+from evals.failure import EvalFailure
+from evals.instance import MaskAP, color_confidence
+from evals.resize import check_aspect, resize_prediction
 
 VISION_TASKS = ("depth", "normals", "semantic", "instance", "referring")
 GENERATION_TASKS = ("t2i", "edit")

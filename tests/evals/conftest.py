@@ -1,7 +1,7 @@
 import pytest
 
-from tests.train.evals.samples import eval_samples, write_shard
-from train.evals.data import load_eval_samples
+from tests.evals.samples import eval_samples, write_shard
+from evals.data import load_eval_samples
 
 
 @pytest.fixture(scope="session")
@@ -14,3 +14,5 @@ def eval_shard(tmp_path_factory):
 def samples(eval_shard):
     """The shard read back through iter_samples / from_sample (fresh objects per test)."""
     return load_eval_samples([eval_shard])
+
+from tests.train.conftest import one_torch_thread  # noqa: E402,F401  (autouse: one intra-op thread per xdist worker, as in tests/train)

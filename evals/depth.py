@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from train.evals.failure import EvalFailure
+from evals.failure import EvalFailure
 
 METRICS = ("abs_rel", "sq_rel", "rmse", "log10", "silog", "delta1", "delta2", "delta3")
 LOWER_IS_BETTER = {"abs_rel": True, "sq_rel": True, "rmse": True, "log10": True, "silog": True,

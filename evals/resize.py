@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from train.evals.failure import EvalFailure
+from evals.failure import EvalFailure
 
 ASPECT_TOLERANCE = 0.02
 KINDS = ("nearest", "bilinear")

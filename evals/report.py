@@ -24,9 +24,10 @@ matplotlib.use("Agg")  # headless: no display on training nodes
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from train.evals.evaluator import ALL, EvalResult  # noqa: E402
-from train.evals.scoring import HEADLINE  # noqa: E402
-from train.evals.visualize import ERROR_SCALE, show_error, show_values  # noqa: E402
+from evals.evaluator import ALL, EvalResult  # noqa: E402
+from formats.atomic import atomic_write_text  # noqa: E402
+from evals.scoring import HEADLINE  # noqa: E402
+from evals.visualize import ERROR_SCALE, show_error, show_values  # noqa: E402
 
 TASK_TITLES = {"depth": "Metric depth", "normals": "Surface normals", "semantic": "Semantic segmentation",
                "instance": "Instance segmentation (mask AP)", "referring": "Referring segmentation",
@@ -285,7 +286,5 @@ def write_report(results: Sequence[EvalResult], out_dir: str | Path, comparison:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "report.html"
-    tmp = out / ".report.html.tmp"
-    tmp.write_text(render_html(results, comparison, title), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, render_html(results, comparison, title))
     return path

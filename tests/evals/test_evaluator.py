@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import add_noise
-from train.evals import Evaluator, oracle_predict
-from train.evals.scoring import HEADLINE
+from evals import Evaluator, oracle_predict
+from evals.scoring import HEADLINE
 
 
 def _run(predict_fn, samples, **kw):
@@ -95,7 +95,7 @@ def test_resized_prediction_is_scored_at_truth_size(samples):
 
 
 def test_center_square_region(samples):
-    from train.evals.scoring import center_square
+    from evals.scoring import center_square
 
     crop = lambda batch: [s.target[center_square(s.target.shape)] for s in batch]  # noqa: E731
     res, flat = _run(crop, samples, prediction_region="center_square")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from train.evals.evaluator import EvalResult
-from train.evals.generation import win_rate
-from train.evals.scoring import GENERATION_TASKS
+from evals.evaluator import EvalResult
+from evals.generation import win_rate
+from evals.scoring import GENERATION_TASKS
 
 # measure -> lower is better. flow_loss comes from the eval job (the model's own held-out loss).
 MEASURES = {"feature_distance": True, "ssim": False, "psnr": False, "flow_loss": True}

@@ -5,13 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from train.evals import depth as dm
-from train.evals import generation as gm
-from train.evals import normals as nm
-from train.evals import referring as rm
-from train.evals import segmentation as sm
-from train.evals.failure import EvalFailure
-from train.evals.instance import MaskAP, color_confidence
+from evals import depth as dm
+from evals import generation as gm
+from evals import normals as nm
+from evals import referring as rm
+from evals import segmentation as sm
+from evals.failure import EvalFailure
+from evals.instance import MaskAP, color_confidence
 
 TOL = 1e-6
 

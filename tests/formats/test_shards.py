@@ -4,7 +4,7 @@ import tarfile
 import pytest
 import webdataset as wds
 
-from encode.shards import ShardError, ShardPaths, ShardWriter, iter_samples, read_rows
+from formats.shards import ShardError, ShardPaths, ShardWriter, iter_samples, read_rows
 
 
 def _write(tmp_path, n=3, index=0):
@@ -66,7 +66,7 @@ def test_truncated_shard_is_a_clear_error(tmp_path):
 
 
 def test_read_sample_at_by_manifest_offsets_and_rejects_unsafe_names(tmp_path):
-    from encode.shards import read_sample_at
+    from formats.shards import read_sample_at
 
     paths = ShardPaths.of(tmp_path, "s", 0)
     with ShardWriter(paths) as w:

@@ -24,10 +24,10 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from encode.sample import TaskSample
-from train.evals import depth as depth_m
-from train.evals.failure import EvalFailure
-from train.evals.reference import Baseline, oracle_predict
-from train.evals.scoring import REGIONS, SCORED_TASKS, TaskPool, center_square, score_sample
+from evals import depth as depth_m
+from evals.failure import EvalFailure
+from evals.reference import Baseline, oracle_predict
+from evals.scoring import REGIONS, SCORED_TASKS, TaskPool, center_square, score_sample
 
 PredictFn = Callable[[list[TaskSample]], list[np.ndarray]]
 ALL = "all"  # the source name of the pooled row

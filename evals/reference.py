@@ -20,8 +20,8 @@ from typing import Iterable
 import numpy as np
 
 from encode.sample import TaskSample
-from train.evals.failure import EvalFailure
-from train.evals.scoring import RAW_KEY, codec_of
+from evals.failure import EvalFailure
+from evals.scoring import RAW_KEY, codec_of
 
 # Depths beyond this are "far" rather than measured and would dominate a mean (sky is +inf anyway).
 BASELINE_MAX_DEPTH = 200.0

@@ -10,7 +10,7 @@ from encode import codecs
 from encode.codecs.instance import relabel_instances
 from encode.prompts import make_prompt
 from encode.sample import TaskSample, to_files
-from encode.shards import ShardPaths, ShardWriter
+from formats.shards import ShardPaths, ShardWriter
 from render.analytic import demo_outdoor, demo_room
 
 H, W = 36, 48  # not square: exercises the aspect-ratio checks and the center-square region

@@ -169,6 +169,19 @@ def split_member(name: str) -> tuple[str, str]:
     return key, ext
 
 
+def _members(tar: tarfile.TarFile, where: str) -> Iterator[tuple[str, str, bytes]]:
+    """(key, ext, payload) of every member, each name checked once here: safe, a regular file, `<key>.<ext>`."""
+    for member in tar:
+        check_member_name(member.name)
+        if not member.isfile():
+            raise ShardError(f"{where}: member {member.name!r} is not a regular file")
+        key, ext = split_member(member.name)
+        payload = tar.extractfile(member).read()
+        if len(payload) != member.size:
+            raise ShardError(f"{where}: member {member.name!r} is truncated")
+        yield key, ext, payload
+
+
 def iter_samples(tar_path: str | os.PathLike) -> Iterator[dict[str, Any]]:
     """Samples of a shard as webdataset-style dicts {"__key__": key, ext: bytes, ...}.
 
@@ -177,18 +190,14 @@ def iter_samples(tar_path: str | os.PathLike) -> Iterator[dict[str, Any]]:
     sample: dict[str, Any] = {}
     try:
         with tarfile.open(tar_path, mode="r:") as tar:
-            for member in tar:
-                check_member_name(member.name)
-                if not member.isfile():
-                    raise ShardError(f"{tar_path}: member {member.name!r} is not a regular file")
-                key, ext = split_member(member.name)
+            for key, ext, payload in _members(tar, str(tar_path)):
                 if sample and sample["__key__"] != key:
                     yield sample
                     sample = {}
                 sample.setdefault("__key__", key)
                 if ext in sample:
-                    raise ShardError(f"{tar_path}: duplicate member {member.name!r}")
-                sample[ext] = tar.extractfile(member).read()
+                    raise ShardError(f"{tar_path}: duplicate member {f'{key}.{ext}'!r}")
+                sample[ext] = payload
             end = tar.offset
         _check_end_of_archive(tar_path, end)
     except (tarfile.TarError, EOFError, OSError) as err:
@@ -220,16 +229,9 @@ def read_sample_at(tar_path: str | os.PathLike, offset: int, size: int, filesyst
     sample: dict[str, Any] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(data + b"\0" * (2 * tarfile.BLOCKSIZE)), mode="r:") as tar:
-            for member in tar:
-                check_member_name(member.name)
-                if not member.isfile():
-                    raise ShardError(f"{tar_path}: member {member.name!r} is not a regular file")
-                key, ext = split_member(member.name)
+            for key, ext, payload in _members(tar, f"{tar_path}@{offset}"):
                 if sample.setdefault("__key__", key) != key or ext in sample:
-                    raise ShardError(f"{tar_path}@{offset}: byte range holds more than one sample ({member.name!r})")
-                payload = tar.extractfile(member).read()
-                if len(payload) != member.size:
-                    raise ShardError(f"{tar_path}@{offset}: member {member.name!r} is truncated")
+                    raise ShardError(f"{tar_path}@{offset}: byte range holds more than one sample ({f'{key}.{ext}'!r})")
                 sample[ext] = payload
     except (tarfile.TarError, EOFError) as err:
         raise ShardError(f"{tar_path}@{offset}: corrupt sample ({err})") from err

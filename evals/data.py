@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from encode.sample import TaskSample, from_sample
-from encode.shards import iter_samples
+from formats.shards import iter_samples
 
 
 def shard_paths(specs: Sequence[str | os.PathLike]) -> list[Path]:

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from render import exr
-from train.evals import Evaluator, oracle_predict
-from train.evals.data import load_eval_samples
-from train.evals.external import convert_depth_set, main
+from formats import exr
+from evals import Evaluator, oracle_predict
+from evals.data import load_eval_samples
+from evals.external import convert_depth_set, main
 
 
 def _write_set(root, n=3, h=48, w=64):

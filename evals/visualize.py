@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib import colormaps
 
 from encode.sample import TaskSample
-from train.evals.scoring import codec_of
+from evals.scoring import codec_of
 
 INVALID_GRAY = np.array([128, 128, 128], np.uint8)
 # Error-map color scale per task: (vmax, label). Fixed, so grids of different models compare.
