@@ -4,7 +4,7 @@
 shard members, Parquet row) in source order. It never raises for one bad input: unreadable
 and undecodable items, and images the labeler itself fails on, are counted in `stats` under
 their reason and skipped; every other item becomes exactly one sample. No Ray, no shard
-writing (pipelines/annotate_job.py does both).
+writing (annotate/shard.py writes shards, pipelines/annotate_job.py runs them on Ray).
 """
 
 from __future__ import annotations

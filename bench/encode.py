@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from encode.manifest import SCHEMA  # noqa: E402
 from encode.mixture import MixtureConfig, MixtureStream  # noqa: E402
 from encode.sample import from_sample, to_files  # noqa: E402
-from formats.shards import ShardPaths, ShardWriter, iter_samples, read_sample_at  # noqa: E402
+from formats.shards import ShardPaths, ShardWriter, iter_samples  # noqa: E402
 from encode.tasks import EncodeSettings, TaskBuilder  # noqa: E402
-from pipelines.encode_job import EncodeWorker  # noqa: E402
+from encode.shard import ShardEncoder  # noqa: E402
 from tests.encode.raw_fixtures import write_annotate_shard, write_render_shard  # noqa: E402
 
 
@@ -70,7 +69,7 @@ def bench_encode(tmp: Path, size: int, n: int) -> dict[str, dict[str, float]]:
                 row_["png_s"] += t_files
                 row_["write_s"] += t_write
     # The job's path: one raw decode feeds every task of the sample.
-    worker = EncodeWorker(asdict(EncodeSettings(size=size, eval_fraction=0.0)), "raise")
+    worker = ShardEncoder(EncodeSettings(size=size, eval_fraction=0.0), "raise")
     worker.builder.depth_codec = builder.depth_codec
     for kind in ("render", "annotate"):
         t0 = time.perf_counter()
@@ -85,8 +84,7 @@ def bench_stream(tmp: Path, size: int, n: int, batch: int = 16) -> dict[str, flo
 
     out = tmp / f"enc{size}"
     write_render_shard(tmp / f"raw{size}", 0, range(n), size, size)
-    worker = EncodeWorker(asdict(EncodeSettings(size=size, eval_fraction=0.0, tasks=("depth", "t2i", "denoise"))),
-                          "raise")
+    worker = ShardEncoder(EncodeSettings(size=size, eval_fraction=0.0, tasks=("depth", "t2i", "denoise")), "raise")
     worker.encode_shard(str(out), str(tmp / f"raw{size}" / "render-000000.tar"))
     cfg = MixtureConfig.from_dict({"roots": [str(out)], "sources": {
         "t2i": {"weight": 0.8, "filter": {"task": "t2i"}}, "depth": {"weight": 0.1, "filter": {"task": "depth"}},
@@ -152,7 +150,7 @@ def main() -> None:
                   f"task samples/s per core (all tasks, one raw decode each)")
         print("  build = raw decode + resize + codec/degradation + manifest row (hashes, pHash); png = task-sample "
               "PNG/EXR encode; write = tar append")
-        print(f"\nmixture stream read, one core, batches of 16 (t2i 0.8 / depth 0.1 / denoise 0.1)")
+        print("\nmixture stream read, one core, batches of 16 (t2i 0.8 / depth 0.1 / denoise 0.1)")
         print(f"{'size':>5} {'samples/s':>10} {'tar read':>9} {'png decode':>11} {'collate':>8} {'choice':>7}")
         for s in ((64, 128) if args.quick else (256, 512)):
             r = bench_stream(tmp, s, 12 if args.quick else 48)

@@ -118,7 +118,8 @@ def fresh_processes(size: int, seeds: list[int]) -> float:
 
 
 def job(size: int, n: int, workers: int, seed: int) -> dict:
-    from pipelines.render_job import RenderJobConfig, run_render
+    from pipelines.render_job import run_render
+    from render.shard import RenderJobConfig
 
     with tempfile.TemporaryDirectory() as out:
         cfg = RenderJobConfig(out=out, n_scenes=n, scenes_per_shard=4, width=size, height=size, seed=seed,

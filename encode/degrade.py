@@ -23,16 +23,10 @@ from typing import Any, Callable
 import numpy as np
 from scipy import ndimage
 
-DEGRADATIONS: dict[str, Callable[[np.ndarray, int], tuple[np.ndarray, dict[str, Any]]]] = {}
+from formats.registry import Registry
 
-
-def _register(name: str):
-    def wrap(fn):
-        if name in DEGRADATIONS:
-            raise ValueError(f"degradation {name!r} registered twice")
-        DEGRADATIONS[name] = fn
-        return fn
-    return wrap
+Degradation = Callable[[np.ndarray, int], tuple[np.ndarray, dict[str, Any]]]
+DEGRADATIONS: Registry[Degradation] = Registry("degradation")
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -76,7 +70,7 @@ def _check(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) * np.float32(1 / 255)
 
 
-@_register("denoise")
+@DEGRADATIONS.register("denoise")
 def denoise(image: np.ndarray, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     rng = np.random.default_rng([seed, 1])
     read, shot = float(rng.uniform(2, 25) / 255), float(rng.uniform(0.0, 0.02))
@@ -85,7 +79,7 @@ def denoise(image: np.ndarray, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     return _to_uint8(out), {"read_sigma": read, "shot_gain": shot}
 
 
-@_register("lowlight")
+@DEGRADATIONS.register("lowlight")
 def lowlight(image: np.ndarray, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     rng = np.random.default_rng([seed, 2])
     exposure, gamma = float(rng.uniform(0.03, 0.25)), float(rng.uniform(0.9, 1.3))
@@ -107,7 +101,7 @@ def _line_kernel(length: int, angle: float) -> np.ndarray:
     return k / k.sum()
 
 
-@_register("derain")
+@DEGRADATIONS.register("derain")
 def derain(image: np.ndarray, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     rng = np.random.default_rng([seed, 3])
     x = _check(image)
@@ -131,6 +125,5 @@ def derain(image: np.ndarray, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
 
 
 def degrade(kind: str, image: np.ndarray, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
-    if kind not in DEGRADATIONS:
-        raise ValueError(f"unknown degradation {kind!r}; known: {sorted(DEGRADATIONS)}")
-    return DEGRADATIONS[kind](image, seed)
+    """Apply degradation `kind` to `image`, seeded; returns the degraded image and the drawn parameters."""
+    return DEGRADATIONS.get(kind)(image, seed)

@@ -1,6 +1,7 @@
-"""Resolution policy: bring an image and its dense targets to the training size together.
+"""The one resize module: every resampling of images and targets in encode, train and evals.
 
-Two modes, both producing a `size` x `size` square:
+Encode (`plan` + `resize_image` / `resize_nearest`): bring an image and its dense targets to the
+training size together. Two modes, both producing a `size` x `size` square:
 
 - `crop` (default): crop the largest centered (or seeded-random) square of whole source pixels,
   then scale it to `size`. No padding pixels; the image's border beyond the square is lost.
@@ -12,6 +13,25 @@ target is resampled by **nearest neighbour at pixel centers**: a target pixel is
 source pixel's exact value, so depth is never interpolated across an occlusion edge (no flying
 pixels), normals stay unit vectors and ids never blend into other ids. The intrinsics follow
 the same pixel-center mapping: x' = (x + 0.5 - x0) * s - 0.5 + pad.
+
+Train (`fit_square`): a task sample at another size than the model's is center-cropped to a
+square and resized, photos bilinear, codec-colored vision targets nearest (a blend of two
+palette colors is another class).
+
+Evals (`aspect_mismatch`, `resize_prediction`): a decoded prediction is brought to the raw
+target's size without skewing it. Values are resampled after decoding, never colors (a blend of
+two depth colors is not a depth in between):
+- The prediction must have the truth's aspect ratio (within ASPECT_TOLERANCE). A prediction of
+  another shape is a `wrong_size` failure, never stretched.
+- Ids and masks (semantic, instance, referring) use nearest neighbor: labels do not blend.
+- Depth and normals use bilinear interpolation (pixel centers aligned, as
+  torch's `align_corners=False`) where all four source neighbors are finite; where any is +inf
+  or NaN (sky, invalid) the nearest neighbor is taken, so no value is invented across a
+  foreground / sky edge. The caller renormalizes normals after interpolation.
+Generated photos are compared at a common size with `resize_rgb` (bilinear).
+
+(annotate downscales web photos itself, Lanczos, in `annotate/imageio.py`: annotate may not
+import encode.)
 """
 
 from __future__ import annotations
@@ -20,6 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+# ---------------------------------------------------------------- encode: image and targets to the training size
 
 MODES = ("crop", "pad")
 
@@ -87,7 +109,8 @@ def _source_index(n_out: int, start: int, n_crop: int) -> np.ndarray:
 
 
 def resize_nearest(target: np.ndarray, geom: Geometry, fill) -> np.ndarray:
-    """(H, W[, C]) target -> (size, size[, C]) by nearest neighbour at pixel centers; padding `fill`."""
+    """(H, W[, C]) target -> (size, size[, C]) through `geom`'s crop and scale, by nearest neighbour at
+    pixel centers; padding `fill`."""
     ys = _source_index(geom.out_h, geom.y0, geom.crop_h)
     xs = _source_index(geom.out_w, geom.x0, geom.crop_w)
     return _place(target[ys[:, None], xs[None, :]], geom, fill)
@@ -111,3 +134,88 @@ def update_intrinsics(K: np.ndarray, geom: Geometry) -> np.ndarray:
     K2[0, 2] = (K2[0, 2] + 0.5 - geom.x0) * sx - 0.5 + geom.pad_x
     K2[1, 2] = (K2[1, 2] + 0.5 - geom.y0) * sy - 0.5 + geom.pad_y
     return K2
+
+
+# ---------------------------------------------------------------- train: samples at the model resolution
+
+
+def _square_crop(img: Image.Image) -> Image.Image:
+    w, h = img.size
+    m = min(w, h)
+    x0, y0 = (w - m) // 2, (h - m) // 2
+    return img.crop((x0, y0, x0 + m, y0 + m)) if (w, h) != (m, m) else img
+
+
+def fit_square(image: np.ndarray, resolution: int, nearest: bool) -> np.ndarray:
+    """(H, W, 3) uint8 -> (R, R, 3) uint8: center square crop, then resize (nearest or bilinear)."""
+    if image.shape[:2] == (resolution, resolution):
+        return image
+    img = _square_crop(Image.fromarray(image))
+    return np.asarray(img.resize((resolution, resolution), Image.NEAREST if nearest else Image.BILINEAR))
+
+
+# ---------------------------------------------------------------- evals: decoded predictions at the truth's size
+
+ASPECT_TOLERANCE = 0.02
+PREDICTION_KINDS = ("nearest", "bilinear")
+
+
+def aspect_mismatch(pred_hw: tuple[int, int], target_hw: tuple[int, int]) -> str | None:
+    """Why `pred_hw` cannot be resized to `target_hw` (empty, or another aspect ratio); None if it can."""
+    (ph, pw), (th, tw) = pred_hw, target_hw
+    if min(ph, pw, th, tw) <= 0:
+        return f"empty image: prediction {ph}x{pw}, truth {th}x{tw}"
+    ratio = (pw / ph) / (tw / th)
+    if abs(ratio - 1.0) > ASPECT_TOLERANCE:
+        return (f"prediction is {ph}x{pw} (HxW), truth {th}x{tw}: aspect ratios differ "
+                f"by {abs(ratio - 1):.1%} (> {ASPECT_TOLERANCE:.0%}); refusing to stretch")
+    return None
+
+
+def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w, 3) uint8 photo -> (H, W, 3) uint8, bilinear (Pillow), `size` = (H, W): generated vs real images."""
+    return np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.BILINEAR))
+
+
+def _source_coords(n_out: int, n_in: int) -> np.ndarray:
+    return np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
+
+
+def resize_values_nearest(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w, ...) -> (H, W, ...) by nearest neighbor (pixel centers); `size` = (H, W), no crop, no padding."""
+    h, w = values.shape[:2]
+    rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.int64), w - 1)
+    return values[rows[:, None], cols[None, :]]
+
+
+def resize_bilinear_finite(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear where the 4 neighbors are finite, nearest elsewhere. (h, w) or (h, w, C) float."""
+    h, w = values.shape[:2]
+    y, x = _source_coords(size[0], h), _source_coords(size[1], w)
+    y0, x0 = np.floor(y).astype(np.int64), np.floor(x).astype(np.int64)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    wy, wx = (y - y0)[:, None], (x - x0)[None, :]
+    v = values.astype(np.float64)
+    corners = [v[y0[:, None], x0[None, :]], v[y0[:, None], x1[None, :]], v[y1[:, None], x0[None, :]],
+               v[y1[:, None], x1[None, :]]]
+    if v.ndim == 3:
+        wy, wx = wy[..., None], wx[..., None]
+    with np.errstate(invalid="ignore"):
+        blend = ((1 - wy) * (1 - wx) * corners[0] + (1 - wy) * wx * corners[1]
+                 + wy * (1 - wx) * corners[2] + wy * wx * corners[3])
+    finite = np.logical_and.reduce([np.isfinite(c) for c in corners])
+    if v.ndim == 3:
+        finite = finite.all(axis=-1, keepdims=True)
+    return np.where(finite, blend, resize_values_nearest(v, size)).astype(values.dtype)
+
+
+def resize_prediction(values: np.ndarray, size: tuple[int, int], kind: str) -> np.ndarray:
+    """Resize a decoded value map to `size` (H, W) by `kind`; the same size is returned as is."""
+    if kind not in PREDICTION_KINDS:
+        raise ValueError(f"resize_prediction: kind must be one of {list(PREDICTION_KINDS)}, got {kind!r}")
+    if values.shape[:2] == tuple(size):
+        return values
+    if kind == "nearest":
+        return resize_values_nearest(values, size)
+    return resize_bilinear_finite(values, size)

@@ -1,6 +1,6 @@
 """Task samples: the instruction-tuning unit (input image, prompt, RGB target) and its shard members.
 
-A task shard sample (DESIGN.md "Task shards and manifest") has the members
+A task shard sample (docs/design.md "Task shards and manifest") has the members
 
     input.png | input.jpg   the conditioning image (absent for text-to-image)
     target.png              the RGB answer: an encoded vision target, an edited/restored/generated image
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from formats.members import (MAX_PIXELS, SampleError, depth_exr_bytes, jpeg_bytes, json_bytes,  # noqa: F401
+from formats.members import (SampleError, depth_exr_bytes, jpeg_bytes, json_bytes,  # noqa: F401  (SampleError: part of this API)
                              normals_exr_bytes, png_bytes, read_depth_exr, read_image, read_json, read_normals_exr)
 
 TASK_FORMAT_VERSION = 1

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from encode.manifest import make_row, target_stats
 from encode.prompts import DEPTH_SCHEMES, make_prompt
 from encode.resize import Geometry, ResizePolicy, plan, resize_image, resize_nearest, update_intrinsics
 from encode.sample import TASK_GROUPS, TASKS, SampleError, TaskSample, read_image
+from formats.registry import Registry
 
 SOURCE_KINDS = ("render", "annotate")
 SOURCE_TASKS = {
@@ -103,6 +104,11 @@ class _Source:
     K: np.ndarray | None
 
 
+# task -> TaskBuilder method yielding (sample, manifest row) pairs of that task from one decoded source
+TaskMethod = Callable[["TaskBuilder", _Source, Built], Iterator[tuple[TaskSample, dict[str, Any]]]]
+TASK_BUILDERS: Registry[TaskMethod] = Registry("task")
+
+
 class TaskBuilder:
     def __init__(self, settings: EncodeSettings) -> None:
         self.settings = settings
@@ -121,7 +127,7 @@ class TaskBuilder:
         for task in self.settings.tasks:
             if task not in SOURCE_TASKS[src.kind]:
                 continue
-            for made in getattr(self, f"_task_{task}")(src, out):
+            for made in TASK_BUILDERS.get(task)(self, src, out):
                 sample, row = made
                 out.samples.append((sample, row))
         return out
@@ -215,6 +221,7 @@ class TaskBuilder:
 
     # ------------------------------------------------------------------ vision tasks
 
+    @TASK_BUILDERS.register("depth")
     def _task_depth(self, src: _Source, out: Built):
         depth = src.targets.get("depth")
         if depth is None or not np.any(np.isfinite(depth) & (depth > 0)):
@@ -224,6 +231,7 @@ class TaskBuilder:
         yield self._make(src, "depth", target=self.depth_codec.encode(depth), prompt=prompt, codec=self.depth_codec,
                          inp=src.rgb, raw={"depth": depth})
 
+    @TASK_BUILDERS.register("normals")
     def _task_normals(self, src: _Source, out: Built):
         normals = src.targets.get("normals")
         if normals is None or not np.isfinite(normals).all(-1).any():
@@ -233,6 +241,7 @@ class TaskBuilder:
         yield self._make(src, "normals", target=self.normals_codec.encode(normals), prompt=prompt,
                          codec=self.normals_codec, inp=src.rgb, raw={"normals": normals})
 
+    @TASK_BUILDERS.register("semantic")
     def _task_semantic(self, src: _Source, out: Built):
         ids = src.targets.get("semantic")
         if ids is None or not np.any(ids > 0):
@@ -256,6 +265,7 @@ class TaskBuilder:
         yield self._make(src, "semantic", target=codec.encode(ids), prompt=prompt, codec=codec, inp=src.rgb,
                          raw={"semantic": ids}, extra={"class_table": src.class_names, "prompt_classes": listed})
 
+    @TASK_BUILDERS.register("instance")
     def _task_instance(self, src: _Source, out: Built):
         ids = src.targets.get("instance")
         if ids is None or not np.any(ids > 0):
@@ -270,6 +280,7 @@ class TaskBuilder:
                          codec=self.instance_codec, inp=src.rgb, raw={"instance": relabeled},
                          extra={"instance_ids": {str(k): v for k, v in mapping.items()}})
 
+    @TASK_BUILDERS.register("referring")
     def _task_referring(self, src: _Source, out: Built):
         ids = src.targets.get("instance")
         refs = src.meta.get("referring") or []
@@ -289,6 +300,7 @@ class TaskBuilder:
 
     # ------------------------------------------------------------------ generation and restoration
 
+    @TASK_BUILDERS.register("t2i")
     def _task_t2i(self, src: _Source, out: Built):
         caption = src.meta.get("caption") or (caption_from_render(src.meta) if src.kind == "render" else None)
         if not caption:
@@ -298,6 +310,7 @@ class TaskBuilder:
         yield self._make(src, "t2i", target=src.rgb, prompt=prompt, inp=None,
                          extra={"caption": caption, "caption_source": "source" if src.meta.get("caption") else "spec"})
 
+    @TASK_BUILDERS.register("edit")
     def _task_edit(self, src: _Source, out: Built):
         edit = src.meta.get("edit")
         if "edit" not in src.targets or not edit:
@@ -311,17 +324,21 @@ class TaskBuilder:
         prompt = make_prompt(task, self._prompt_seed(src, task))
         yield self._make(src, task, target=src.rgb, prompt=prompt, inp=degraded, extra={"degradation": params})
 
+    @TASK_BUILDERS.register("denoise")
     def _task_denoise(self, src: _Source, out: Built):
         return self._restore("denoise", src)
 
+    @TASK_BUILDERS.register("lowlight")
     def _task_lowlight(self, src: _Source, out: Built):
         return self._restore("lowlight", src)
 
+    @TASK_BUILDERS.register("derain")
     def _task_derain(self, src: _Source, out: Built):
         return self._restore("derain", src)
 
 
 assert set(DEGRADATIONS) == {t for t, g in TASK_GROUPS.items() if g == "restoration"}
+assert set(TASK_BUILDERS) == set(TASKS)
 
 
 def caption_from_render(meta: dict[str, Any]) -> str | None:

@@ -6,7 +6,7 @@
     ev.result.to_json()                    # every number; ev.result.examples feeds the report
 
 `predict_fn(samples: list[TaskSample]) -> list[np.ndarray]` returns one uint8 (H, W, 3) image
-per sample, at any resolution with the truth's aspect ratio (resize.py says how it is brought
+per sample, at any resolution with the truth's aspect ratio (encode/resize.py says how it is brought
 to the truth's size). Every sample is scored three times through the same path: by the model,
 by the codec oracle (its encoded truth) and by a trivial baseline (reference.py).
 

@@ -29,16 +29,12 @@ from typing import Callable
 import numpy as np
 from scipy import linalg, ndimage
 
+from encode.resize import resize_rgb
+
 HIST_LEVELS = 4
 ORIENT_BINS = 8
 SPECTRUM_BANDS = 16
 FEATURE_SIZE = 128  # images are resized to this square side before features (comparable across sizes)
-
-
-def _resize(rgb: np.ndarray, size: int) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
 
 
 def _gray(rgb: np.ndarray) -> np.ndarray:
@@ -80,7 +76,7 @@ def log_spectrum(gray: np.ndarray) -> np.ndarray:
 
 def image_features(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 -> 1-D float64 feature vector (64 + 32 + 16)."""
-    small = _resize(rgb, FEATURE_SIZE)
+    small = resize_rgb(rgb, (FEATURE_SIZE, FEATURE_SIZE))
     gray = _gray(small)
     return np.concatenate([color_histogram(small), orientation_histogram(gray), log_spectrum(gray)])
 

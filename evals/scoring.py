@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from encode import codecs
+from encode.resize import aspect_mismatch, resize_prediction, resize_rgb
 from encode.sample import TaskSample
 from evals import depth as depth_m
 from evals import generation as gen_m
@@ -25,7 +26,6 @@ from evals import referring as referring_m
 from evals import segmentation as seg_m
 from evals.failure import EvalFailure
 from evals.instance import MaskAP, color_confidence
-from evals.resize import check_aspect, resize_prediction
 
 VISION_TASKS = ("depth", "normals", "semantic", "instance", "referring")
 GENERATION_TASKS = ("t2i", "edit")
@@ -75,7 +75,9 @@ def check_prediction(pred: Any, target_hw: tuple[int, int]) -> np.ndarray:
     if not isinstance(pred, np.ndarray) or pred.dtype != np.uint8 or pred.ndim != 3 or pred.shape[2] != 3:
         desc = f"{pred.shape} {pred.dtype}" if isinstance(pred, np.ndarray) else type(pred).__name__
         raise EvalFailure("bad_prediction", f"prediction must be an (H, W, 3) uint8 image, got {desc}")
-    check_aspect(pred.shape[:2], target_hw)
+    mismatch = aspect_mismatch(pred.shape[:2], target_hw)
+    if mismatch:
+        raise EvalFailure("wrong_size", mismatch)
     return pred
 
 
@@ -91,7 +93,7 @@ def truth_of(sample: TaskSample) -> np.ndarray:
 
 
 def decode_prediction(sample: TaskSample, pred: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Decode at the prediction's resolution, then resize the values to `size` (resize.py policy)."""
+    """Decode at the prediction's resolution, then resize the values to `size` (encode/resize.py policy)."""
     codec = codec_of(sample)
     try:
         values = codec.decode(pred)
@@ -152,10 +154,8 @@ def score_referring(sample: TaskSample, decoded: np.ndarray, truth: np.ndarray) 
 
 
 def score_generation(sample: TaskSample, pred: np.ndarray, truth: np.ndarray) -> SampleScore:
-    from PIL import Image
-
     if pred.shape[:2] != truth.shape[:2]:
-        pred = np.asarray(Image.fromarray(pred).resize((truth.shape[1], truth.shape[0]), Image.BILINEAR))
+        pred = resize_rgb(pred, truth.shape[:2])
     fp, ft = gen_m.image_features(pred), gen_m.image_features(truth)
     m = {"feature_distance": float(np.linalg.norm(fp - ft))}
     if sample.task == "edit":

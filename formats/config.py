@@ -43,6 +43,8 @@ def from_dict(schema: type[T], data: Any, where: str = "") -> T:
     if unknown:
         raise ConfigError(f"unknown {_keys(where)}keys {unknown}; allowed: {sorted(fields)}")
     hints = _hints(schema)
+    # `settings: null` in YAML means "the defaults" for a nested config block, not None
+    data = {k: v for k, v in data.items() if not (v is None and _is_dataclass_type(hints.get(k)))}
     kwargs = {name: convert(hints.get(name), value, _join(where, name)) for name, value in data.items()}
     missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
                and f.default_factory is dataclasses.MISSING]
@@ -86,6 +88,10 @@ def _hints(schema: type) -> dict[str, Any]:
         return typing.get_type_hints(schema)
     except Exception:  # a forward reference that does not resolve: convert by value only
         return {f.name: (tuple if isinstance(f.default, tuple) else None) for f in dataclasses.fields(schema)}
+
+
+def _is_dataclass_type(hint: Any) -> bool:
+    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
 
 
 def _join(where: str, key: str) -> str:

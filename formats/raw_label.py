@@ -1,4 +1,4 @@
-"""Raw label samples <-> shard members (DESIGN.md "Raw shards"): the contract the encode stage reads.
+"""Raw label samples <-> shard members (docs/design.md "Raw shards"): the contract the encode stage reads.
 
 Members of one sample (key like `img000003_000012`):
 - `rgb.jpg` or `rgb.png`: the EXIF-upright, possibly resized RGB image the masks align to

@@ -1,4 +1,4 @@
-"""Raw render samples <-> shard members (DESIGN.md "Raw shards"), without bpy.
+"""Raw render samples <-> shard members (docs/design.md "Raw shards"), without bpy.
 
 Keys: `rgb.png` (8-bit sRGB), `depth.exr` (float32 planar z, +inf no hit), `normal.exr`
 (float16 X/Y/Z camera frame, NaN invalid), `instance.png` and `semantic.png` (16-bit), and

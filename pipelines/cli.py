@@ -1,142 +1,34 @@
 """`vistune <stage> [hydra overrides]`: one Hydra config per stage under pipelines/conf.
 
+The stages, and how each builds, runs and reports, are the table in pipelines/stages.py; this
+module composes the config, turns config mistakes into one stderr line (exit code 2) and runs.
+
     vistune demo size=512 out=/tmp/demo
     vistune demo --cfg job          # print the resolved config and exit
 """
 
 from __future__ import annotations
 
-import dataclasses
 import sys
-from typing import Any, Callable
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from formats.config import ConfigError
+from pipelines.stages import STAGES, run_stage
 
-def _run_demo(cfg: DictConfig) -> None:
-    from pipelines import demo
-
-    conf = demo.DemoConfig(**_plain(cfg, demo.DemoConfig))
-    stats = demo.run(conf)
-    width = max(len(k) for k in stats)
-    print(f"{'round trip':<{width}}  error")
-    for key, row in stats.items():
-        text = (f"AbsRel {row['abs_rel']:.3%}  max {row['max_rel']:.3%}  finite->inf {row['finite_to_inf']:.2%}"
-                f"  sky->finite {row['sky_to_finite']:.2%}" if "abs_rel" in row
-                else f"mean {row['mean_deg']:.3f} deg  max {row['max_deg']:.3f} deg")
-        print(f"{key:<{width}}  {text}")
-    print(f"wrote {conf.out}/contact_sheet.png and {conf.out}/roundtrip.json")
+__all__ = ["ConfigError", "STAGES", "check_value_types", "compose", "main"]
 
 
-def _ray_stage(job: str, run: str) -> Callable[[DictConfig], None]:
-    """The runner of a Ray stage whose module `pipelines.<job>` has config_from_dict, `run` and describe:
-    build and check the config, check that `out` is writable, then start (or join) Ray and run."""
-
-    def runner(cfg: DictConfig) -> None:
-        import importlib
-
-        from formats.shards import ensure_output_dir
-        from pipelines.ray_runtime import ray_session
-
-        module = importlib.import_module(f"pipelines.{job}")
-        try:
-            conf = module.config_from_dict(OmegaConf.to_container(cfg, resolve=True))
-        except TypeError as err:
-            raise ConfigError(str(err)) from err
-        ensure_output_dir(conf.out)  # before Ray starts
-        with ray_session(cfg.ray.address, cfg.ray.num_cpus):
-            summary = getattr(module, run)(conf)
-        print(module.describe(summary))
-
-    return runner
-
-
-_run_render = _ray_stage("render_job", "run_render")
-_run_encode = _ray_stage("encode_job", "run_encode")
-_run_annotate = _ray_stage("annotate_job", "run_annotate")
-
-
-def _run_mix(cfg: DictConfig) -> None:
-    from pipelines import mix_job
-
-    data = OmegaConf.to_container(cfg, resolve=True)
-    action = data.get("action", "resolve")
-    if action not in mix_job.ACTIONS:
-        raise ConfigError(f"mix action {action!r}; allowed: {list(mix_job.ACTIONS)}")
-    result = getattr(mix_job, action)(data)
-    print(mix_job.describe(action, result))
-    if action == "check":
-        print(f"report: {data['out']}/check.json")
-
-
-def _run_preview(cfg: DictConfig) -> None:
-    from pipelines import mix_job
-
-    print(f"wrote {mix_job.preview(OmegaConf.to_container(cfg, resolve=True))}")
-
-
-def _run_train(cfg: DictConfig) -> None:
-    from pipelines import train_job
-
-    data = OmegaConf.to_container(cfg, resolve=True)
-    try:
-        job = train_job.config_from_dict(data)
-    except TypeError as err:
-        raise ConfigError(str(err)) from err
-    result = train_job.run_ray(data, job) if job.backend == "ray" else train_job.run_local(job)
-    print(train_job.describe(None if job.backend == "ray" else result, job.train.out))
-
-
-def _run_eval(cfg: DictConfig) -> None:
-    from pipelines import eval_job
-
-    try:
-        conf = eval_job.config_from_dict(OmegaConf.to_container(cfg, resolve=True))
-    except TypeError as err:
-        raise ConfigError(str(err)) from err
-    print(eval_job.describe(eval_job.run_eval(conf)))
-
-
-def _run_run(cfg: DictConfig) -> None:
-    from pipelines import run_job
-
-    data = OmegaConf.to_container(cfg, resolve=True)
-    try:
-        run_job.check_stage_configs(data, run_job.check_config(data))
-    except run_job.RunError as err:
-        raise ConfigError(str(err)) from err
-    print(run_job.describe(run_job.run(data)))
-
-
-# stage -> (config name, runner, one-line help). Only stages that exist are listed.
-STAGES: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
-    "run": ("run", _run_run, "the whole pipeline from one config (render ... eval), skipping completed work"),
-    "demo": ("demo", _run_demo, "round-trip sample depth/normal maps through the codecs; write a contact sheet"),
-    "render": ("render", _run_render, "render seeded procedural Blender scenes into raw shards with Ray"),
-    "annotate": ("annotate", _run_annotate, "pseudo-label web images (masks, referring expressions) into raw shards"),
-    "encode": ("encode", _run_encode, "raw render/annotate shards -> task shards with Parquet manifests, with Ray"),
-    "mix": ("mix", _run_mix, "mixture over manifests: `mix` resolves, `mix stats` ratios, `mix check` duplicates"),
-    "preview": ("preview", _run_preview, "contact sheets of random task samples (PNG + HTML)"),
-    "train": ("train", _run_train, "pre-train or instruction-tune the generator on task shards / the mixture"),
-    "eval": ("eval", _run_eval, "score checkpoints on held-out shards: decode, metrics, JSON + HTML report"),
-}
-
-
-class ConfigError(ValueError):
-    """A bad stage name or config value, reported in one line before any work starts."""
-
-
-def _plain(cfg: DictConfig, schema: type) -> dict[str, Any]:
-    """Config -> kwargs for a dataclass, tuples for lists; unknown keys are an error."""
-    data = OmegaConf.to_container(cfg, resolve=True)
-    fields = {f.name for f in dataclasses.fields(schema)}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise ConfigError(f"unknown config keys {unknown}; allowed: {sorted(fields)}")
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+def run(stage: str, cfg: DictConfig) -> None:
+    """Build stage `stage`'s job config from the composed `cfg`, run it and print its report."""
+    conf, summary = run_stage(stage, OmegaConf.to_container(cfg, resolve=True))
+    print(STAGES[stage].describe(conf, summary))
 
 
 def compose(stage: str, overrides: list[str]) -> DictConfig:
+    """Stage `stage`'s Hydra config with `overrides`; ConfigError for an unknown stage, key or group
+    option, or a value of the wrong type (see check_value_types)."""
     from hydra import compose as hydra_compose, initialize_config_module
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -145,10 +37,10 @@ def compose(stage: str, overrides: list[str]) -> DictConfig:
         raise ConfigError(f"unknown stage {stage!r}; allowed: {sorted(STAGES)}")
     try:
         with initialize_config_module(config_module="pipelines.conf", version_base="1.3"):
-            cfg = hydra_compose(config_name=STAGES[stage][0], overrides=overrides)
+            cfg = hydra_compose(config_name=STAGES[stage].config, overrides=overrides)
             if overrides:  # against the same config groups (preset=..., mixture=...) without value overrides
                 groups = [o for o in overrides if _override_key(o) not in cfg]
-                check_value_types(_plain_tree(hydra_compose(config_name=STAGES[stage][0], overrides=groups)),
+                check_value_types(_plain_tree(hydra_compose(config_name=STAGES[stage].config, overrides=groups)),
                                   _plain_tree(cfg))
             return cfg
     except (HydraException, OmegaConfBaseException) as err:
@@ -206,11 +98,12 @@ def _one_line(message: str) -> str:
 
 def _usage() -> str:
     lines = ["usage: vistune <stage> [key=value ...] [--cfg job]", "", "stages:"]
-    lines += [f"  {name:<10} {info[2]}" for name, info in STAGES.items()]
+    lines += [f"  {name:<10} {info.help}" for name, info in STAGES.items()]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`vistune <stage> [key=value ...] [--cfg job]`; exit code 2 for a bad config (one stderr line)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
@@ -231,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         if show_cfg:
             print(OmegaConf.to_yaml(cfg, resolve=True), end="")
             return 0
-        STAGES[stage][1](cfg)
+        run(stage, cfg)
     except ConfigError as err:
         print(f"vistune {stage}: config error: {err}", file=sys.stderr)
         return 2

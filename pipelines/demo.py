@@ -10,7 +10,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from encode import codecs
+from encode.codecs.depth import PRESETS as DEPTH_PRESETS
 from formats.atomic import atomic_open
+from formats.config import from_dict
 from render import analytic
 
 _HEAT = np.array([[0, 0, 0], [90, 20, 130], [220, 60, 60], [250, 200, 40], [255, 255, 255]], np.float64)
@@ -23,6 +25,20 @@ class DemoConfig:
     seed: int = 0
     depth_presets: tuple[str, ...] = ("default", "vb")
     noise_sigma: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.size < 16:
+            raise ValueError(f"demo: size must be >= 16, got {self.size}")
+        unknown = [p for p in self.depth_presets if p not in DEPTH_PRESETS]
+        if unknown:
+            raise ValueError(f"demo: depth_presets {unknown} not in {sorted(DEPTH_PRESETS)}")
+        if self.noise_sigma < 0:
+            raise ValueError(f"demo: noise_sigma must be >= 0 (0 disables the noisy rows), got {self.noise_sigma}")
+
+
+def config_from_dict(data: dict) -> DemoConfig:
+    """The resolved `vistune demo` config -> DemoConfig; ConfigError naming a bad key or value."""
+    return from_dict(DemoConfig, data)
 
 
 def heat(x: np.ndarray, vmax: float) -> np.ndarray:
@@ -108,8 +124,6 @@ def contact_sheet(rows: list, size: int) -> Image.Image:
 
 def run(cfg: DemoConfig) -> dict:
     """Write `contact_sheet.png` and `roundtrip.json` under `cfg.out`; return the stats."""
-    if cfg.size < 16:
-        raise ValueError(f"demo: size must be >= 16, got {cfg.size}")
     rng = np.random.default_rng(cfg.seed)
     scenes = {"room": analytic.demo_room(cfg.size, cfg.size, cfg.seed)[0],
               "outdoor": analytic.demo_outdoor(cfg.size, cfg.size, cfg.seed)[0]}
@@ -125,3 +139,16 @@ def run(cfg: DemoConfig) -> dict:
     with atomic_open(out / "roundtrip.json", "w") as f:
         json.dump(stats, f, indent=2)
     return stats
+
+
+def describe(cfg: DemoConfig, stats: dict) -> str:
+    """The round-trip error of every row, and where the sheet and the JSON are."""
+    width = max(len(k) for k in stats)
+    lines = [f"{'round trip':<{width}}  error"]
+    for key, row in stats.items():
+        text = (f"AbsRel {row['abs_rel']:.3%}  max {row['max_rel']:.3%}  finite->inf {row['finite_to_inf']:.2%}"
+                f"  sky->finite {row['sky_to_finite']:.2%}" if "abs_rel" in row
+                else f"mean {row['mean_deg']:.3f} deg  max {row['max_deg']:.3f} deg")
+        lines.append(f"{key:<{width}}  {text}")
+    lines.append(f"wrote {cfg.out}/contact_sheet.png and {cfg.out}/roundtrip.json")
+    return "\n".join(lines)

@@ -1,237 +1,39 @@
-"""`vistune eval`: score checkpoints on held-out task shards; write eval.json and report.html.
+"""`vistune eval`: config dict -> `evals.job.EvalJobConfig` -> `evals.job.run_eval`; a console summary.
 
     vistune eval checkpoint=runs/a/checkpoints/step-00001000.pt data=outputs/eval_shards
     vistune eval checkpoint=[ck/step-00000500.pt,ck/step-00001000.pt] base=base.pt data=[a,b] out=outputs/eval
 
-Each checkpoint is loaded with `train.checkpoint.load_generator` and sampled with
-`train.predict.predict` (square images at the model resolution, from the center square of each
-input: the evaluator scores them on that window of the truth). The oracle and baseline rows are
-computed once. With `base=`, the base model is evaluated too and the tuned (last) checkpoint is
-compared with it on the generation samples (win rates, including the held-out flow loss).
-Single process: generation is the cost and runs on one device; shard-parallel Ray wiring can
-follow the render job's pattern when eval sets grow.
+What is scored and how (oracle and baseline rows, tuned-vs-base win rates) is evals/job.py's
+business; this module only wires the resolved Hydra config to it.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+import os
+from typing import Any
 
-import numpy as np
+from evals.job import EvalJobConfig, run_eval
+from formats.config import from_dict
 
-from evals import Baseline, EvalResult, Evaluator
-from evals.comparison import compare_generation
-from evals.data import iter_eval_samples, load_eval_samples, shard_paths
-from evals.depth import PROTOCOLS
-from evals.report import write_report
-from evals.scoring import GENERATION_TASKS, SCORED_TASKS
-from formats.atomic import atomic_write_text
+__all__ = ["EvalJobConfig", "config_from_dict", "describe", "run_eval"]  # run_eval: what cli and run_job call
 
-JSON_VERSION = 1
-_STEP = re.compile(r"step[-_]?(\d+)")
-
-
-@dataclass(frozen=True)
-class EvalJobConfig:
-    checkpoint: tuple[str, ...]
-    data: tuple[str, ...]
-    out: str = "outputs/eval"
-    base: str | None = None                # the pre-instruction-tuning checkpoint (generation preserved)
-    train_data: tuple[str, ...] = ()       # training shards for the baseline statistics (empty: the eval set)
-    max_train_samples: int = 2000
-    tasks: tuple[str, ...] | None = None   # None: every scored task present
-    max_samples: int | None = None
-    batch_size: int = 8
-    steps: int = 20                        # sampling steps
-    guidance: float = 3.0
-    seed: int = 0
-    device: str = "cpu"
-    ema: bool = True
-    depth_protocol: str = "vistune"        # for sources whose samples name none
-    depth_protocols: dict[str, str] = field(default_factory=dict)  # source -> protocol (overrides)
-    loss_draws: int = 4                    # flow-loss noise draws per generation sample; 0 disables
-    examples_per_task: int = 4
-
-    def __post_init__(self) -> None:
-        if not self.checkpoint:
-            raise ValueError("eval: give at least one checkpoint (checkpoint=path or checkpoint=[a,b])")
-        if not self.data:
-            raise ValueError("eval: give the held-out shards (data=dir, file or glob, or a list of them)")
-        bad = sorted(set(self.tasks or ()) - set(SCORED_TASKS))
-        if bad:
-            raise ValueError(f"eval.tasks {bad} are not scored tasks; allowed: {list(SCORED_TASKS)}")
-        for name in [self.depth_protocol, *self.depth_protocols.values()]:
-            if name not in PROTOCOLS:
-                raise ValueError(f"eval: unknown depth protocol {name!r}; known: {sorted(PROTOCOLS)}")
-        if self.batch_size < 1 or self.steps < 1 or self.loss_draws < 0:
-            raise ValueError(f"eval: need batch_size >= 1, steps >= 1, loss_draws >= 0; got "
-                             f"{self.batch_size}, {self.steps}, {self.loss_draws}")
-        if self.max_samples is not None and self.max_samples < 1:
-            raise ValueError(f"eval.max_samples must be >= 1 or null, got {self.max_samples}")
+PATH_LISTS = ("checkpoint", "data", "train_data")
 
 
 def config_from_dict(data: dict[str, Any]) -> EvalJobConfig:
-    """Hydra dict -> EvalJobConfig; a single path may stand for a list; unknown keys are an error."""
-    data = dict(data)
-    for key in ("checkpoint", "data", "train_data"):
-        v = data.get(key)
-        data[key] = () if v is None else (str(v),) if isinstance(v, (str, Path)) else tuple(str(x) for x in v)
-    if data.get("tasks") is not None:
-        data["tasks"] = tuple(data["tasks"])
-    data["depth_protocols"] = dict(data.get("depth_protocols") or {})
-    allowed = set(EvalJobConfig.__dataclass_fields__)
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ValueError(f"eval: unknown config keys {unknown}; allowed: {sorted(allowed)}")
-    return EvalJobConfig(**data)
+    """Hydra dict -> EvalJobConfig; a single path may stand for a list. ConfigError names a bad key."""
+    data = {**data, **{key: _paths(data.get(key)) for key in PATH_LISTS}}
+    data["depth_protocols"] = dict(data.get("depth_protocols") or {})  # null in YAML: no overrides
+    return from_dict(EvalJobConfig, data, "eval")
 
 
-def checkpoint_step(path: str, config: dict[str, Any]) -> int | None:
-    m = _STEP.search(Path(path).name)
-    if m:
-        return int(m.group(1))
-    step = config.get("step")
-    return int(step) if isinstance(step, (int, float)) else None
-
-
-def check_same_model(configs: dict[str, dict[str, Any]]) -> None:
-    """Checkpoints compared in one report must share their model config (one run, or a run and its base)."""
-    items = list(configs.items())
-    first_path, first = items[0]
-    for path, cfg in items[1:]:
-        if cfg.get("model") != first.get("model"):
-            diff = sorted(k for k in set(cfg.get("model", {})) | set(first.get("model", {}))
-                          if cfg.get("model", {}).get(k) != first.get("model", {}).get(k))
-            raise ValueError(f"eval: checkpoint {path!r} has another model config than {first_path!r} "
-                             f"(differs in {diff}); compare checkpoints of one run (and its base) only")
-
-
-def trained_tasks(config: dict[str, Any]) -> list[str] | None:
-    """The tasks a run trained on, where its config says (None: all)."""
-    for scope in (config, config.get("train") or {}):
-        if isinstance(scope, dict) and scope.get("tasks"):
-            return list(scope["tasks"])
-    return None
-
-
-def flow_losses(model: Any, samples: list, seed: int, draws: int, batch_size: int) -> dict[str, float]:
-    """Held-out flow-matching loss per generation sample: the model's own training objective
-    (`Generator.forward`) on unseen data, averaged over `draws` seeded noise / timestep draws;
-    the same draws for every model, so a comparison is paired."""
-    import torch
-
-    from train.data import prepare
-
-    gen = [s for s in samples if s.task in GENERATION_TASKS]
-    out: dict[str, list[float]] = {s.key: [] for s in gen}
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        for lo in range(0, len(gen), batch_size):
-            chunk = [prepare(s, model.resolution) for s in gen[lo:lo + batch_size]]
-            target = torch.from_numpy(np.stack([c["target"] for c in chunk])).to(device).float() / 127.5 - 1.0
-            image = torch.from_numpy(np.stack([c["image"] for c in chunk])).to(device).float() / 127.5 - 1.0
-            has = torch.tensor([c["has_image"] for c in chunk], device=device)
-            for d in range(draws):
-                g = torch.Generator(device=device).manual_seed(seed * 100003 + lo * 131 + d)
-                per = model(target, image, has, [c["prompt"] for c in chunk], g)["per_sample"]
-                for c, v in zip(chunk, per.cpu().tolist()):
-                    out[c["key"]].append(float(v))
-    return {k: float(np.mean(v)) for k, v in out.items() if v}
-
-
-def _json_safe(x: Any) -> Any:
-    """NaN / inf -> None (strict JSON), numpy scalars -> Python numbers."""
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
-
-def _default_loader(path: str, device: str, ema: bool):
-    from train.checkpoint import load_generator
-
-    return load_generator(path, map_location=device, ema=ema)
-
-
-def _default_config(path: str) -> dict[str, Any]:
-    from train.checkpoint import load_checkpoint
-
-    return load_checkpoint(path, map_location="cpu")["config"]
-
-
-def _default_predict(model, samples, steps, guidance, seed, batch_size):
-    from train.predict import predict
-
-    return predict(model, samples, steps=steps, guidance=guidance, seed=seed, batch_size=batch_size)
-
-
-def run_eval(conf: EvalJobConfig, loader: Callable = _default_loader, predictor: Callable = _default_predict,
-             config_reader: Callable = _default_config, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Evaluate every checkpoint (and the base); write eval.json and report.html under conf.out."""
-    shard_paths(conf.data)  # a typo in data= is reported before any checkpoint is read
-    paths = list(conf.checkpoint) + ([conf.base] if conf.base else [])
-    check_same_model({p: config_reader(p) for p in paths})  # before any sampling: a mismatch wastes no GPU hour
-    samples = load_eval_samples(conf.data, conf.tasks, conf.max_samples)
-    if not samples:
-        raise ValueError(f"eval: no eval-split samples of tasks {list(conf.tasks or SCORED_TASKS)} in {list(conf.data)}")
-    if conf.train_data:
-        train = iter_eval_samples(shard_paths(conf.train_data), conf.tasks, with_raw=False, split="train")
-        baseline = Baseline.fit((s for _, s in zip(range(conf.max_train_samples), train)),
-                                origin=f"{conf.max_train_samples} training samples at most of {list(conf.train_data)}")
-    else:
-        baseline = Baseline.fit(samples, origin="eval set (no training data given)")
-    log(f"eval: {len(samples)} samples from {len(shard_paths(conf.data))} shards; baseline from {baseline.origin}")
-
-    configs: dict[str, dict[str, Any]] = {}
-    results: list[EvalResult] = []
-    base_result: EvalResult | None = None
-    for i, path in enumerate(paths):
-        model, config = loader(path, conf.device, conf.ema)
-        configs[path] = config
-        check_same_model(configs)
-        is_base = conf.base is not None and i == len(paths) - 1
-        fn = lambda batch, m=model: predictor(m, batch, conf.steps, conf.guidance, conf.seed, conf.batch_size)  # noqa: E731
-        ev = Evaluator(fn, samples, name="base" if is_base else Path(path).name, batch_size=conf.batch_size,
-                       depth_protocol=conf.depth_protocol, depth_protocols=conf.depth_protocols, baseline=baseline,
-                       references=not results and base_result is None, examples_per_task=conf.examples_per_task,
-                       prediction_region="center_square")
-        metrics = dict(ev.run())
-        res = ev.result
-        res.info.update(checkpoint=str(path), step=checkpoint_step(path, config), steps=conf.steps,
-                        guidance=conf.guidance, seed=conf.seed, model=config.get("model"),
-                        role="base" if is_base else "checkpoint",
-                        trained_tasks=trained_tasks(config))
-        if conf.loss_draws and conf.base and (is_base or i == len(conf.checkpoint) - 1):
-            losses = flow_losses(model, samples, conf.seed, conf.loss_draws, conf.batch_size)
-            for r in res.records:
-                if r["predictor"] == "model" and r["key"] in losses:
-                    r["flow_loss"] = losses[r["key"]]
-        n_fail = sum(1 for f in res.failures if f["predictor"] == "model")
-        log(f"eval: {res.name}: {len(metrics)} numbers, {n_fail} failed samples")
-        if is_base:
-            base_result = res
-        else:
-            results.append(res)
-        del model
-    comparison = compare_generation(results[-1], base_result) if base_result is not None else None
-    report_results = results + ([base_result] if base_result is not None else [])
-    out = Path(conf.out)
-    out.mkdir(parents=True, exist_ok=True)
-    doc = {"version": JSON_VERSION, "data": list(conf.data), "n_samples": len(samples),
-           "tasks": sorted({s.task for s in samples}), "results": [r.to_json() for r in report_results],
-           "comparison": comparison}
-    atomic_write_text(out / "eval.json", json.dumps(_json_safe(doc), indent=1, sort_keys=True, allow_nan=False))
-    report = write_report(report_results, out, comparison)
-    return {"json": out / "eval.json", "report": report, "results": report_results, "comparison": comparison}
+def _paths(value: Any) -> Any:
+    """null -> no paths (EvalJobConfig names what is missing); path-likes -> strings."""
+    if value is None:
+        return ()
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v) for v in value)
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 def describe(summary: dict[str, Any]) -> str:

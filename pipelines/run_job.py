@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from formats.shards import ensure_output_dir
 from formats.atomic import atomic_open
+from formats.config import ConfigError
+from formats.shards import ensure_output_dir
+from pipelines.stages import PIPELINE, newest_checkpoint, pipeline_stage, run_stage
 
-STAGES = ("render", "annotate", "encode", "mix", "pretrain", "tune", "eval")
-RAY_STAGES = ("render", "annotate", "encode")
+STAGES = tuple(PIPELINE)  # the blocks of run.yaml, in pipeline order
 
 # scikit-image's sample photos with hand-written captions: the smoke run's "web images".
 SAMPLE_PHOTOS = {
@@ -37,7 +38,7 @@ SAMPLE_PHOTOS = {
 }
 
 
-class RunError(ValueError):
+class RunError(ConfigError):
     """A `vistune run` config that names an unknown stage or lacks what a stage needs."""
 
 
@@ -60,96 +61,6 @@ def sample_photos(out: Path) -> Path:
     return listing
 
 
-def _newest_checkpoint(out: str) -> str | None:
-    from train.checkpoint import latest_checkpoint
-
-    path = latest_checkpoint(out)
-    return str(path) if path else None
-
-
-def _run_render(cfg: dict) -> dict:
-    from pipelines import render_job
-
-    summary = render_job.run_render(render_job.config_from_dict(cfg["render"]))
-    return {"summary": render_job.describe(summary), "scenes": summary["scenes"],
-            "new": summary["rendered_scenes"], "out": cfg["render"]["out"]}
-
-
-def _run_annotate(cfg: dict) -> dict:
-    from pipelines import annotate_job
-
-    block = dict(cfg["annotate"])
-    if not block.get("source"):
-        block["source"] = str(sample_photos(Path(cfg["out"]) / "web"))
-    summary = annotate_job.run_annotate(annotate_job.config_from_dict(block))
-    return {"summary": annotate_job.describe(summary), "out": block["out"]}
-
-
-def _run_encode(cfg: dict) -> dict:
-    from pipelines import encode_job
-
-    block = dict(cfg["encode"])
-    block["inputs"] = [p for p in block["inputs"] if Path(p).is_dir()]  # stages switched off leave no dir
-    summary = encode_job.run_encode(encode_job.config_from_dict(block))
-    return {"summary": encode_job.describe(summary), "written": summary["written"], "lost": summary["lost"],
-            "out": block["out"]}
-
-
-def _run_mix(cfg: dict) -> dict:
-    from pipelines import mix_job
-
-    block = dict(cfg["mix"])
-    check = mix_job.check(block)
-    resolved = mix_job.resolve(block)
-    return {"summary": mix_job.describe("resolve", resolved) + "\n" + mix_job.describe("check", check),
-            "sources": {s["name"]: s["samples"] for s in resolved["sources"]}, "out": block["out"]}
-
-
-def _run_train(cfg: dict, stage: str) -> dict:
-    from pipelines import train_job
-
-    block = dict(cfg[stage])
-    if stage == "tune" and block.get("init_from") in (None, "auto"):
-        block["init_from"] = _newest_checkpoint(cfg["pretrain"]["out"]) if "pretrain" in cfg["stages"] else None
-    job = train_job.config_from_dict(block)
-    result = train_job.run_ray(block, job) if job.backend == "ray" else train_job.run_local(job)
-    losses = getattr(result, "losses", {}) or {}
-    return {"summary": train_job.describe(None if job.backend == "ray" else result, job.train.out),
-            "step": getattr(result, "step", None), "loss": losses.get(max(losses)) if losses else None,
-            "checkpoint": _newest_checkpoint(block["out"]), "out": block["out"]}
-
-
-def _run_eval(cfg: dict) -> dict:
-    from pipelines import eval_job
-
-    block = dict(cfg["eval"])
-    if block.get("checkpoint") in (None, "auto", ["auto"]):
-        tuned = _newest_checkpoint(cfg["tune"]["out"]) or _newest_checkpoint(cfg["pretrain"]["out"])
-        if tuned is None:
-            raise RunError("eval: no checkpoint to evaluate (run the pretrain / tune stages first)")
-        block["checkpoint"] = [tuned]
-    if block.get("base") == "auto":
-        base = _newest_checkpoint(cfg["pretrain"]["out"])
-        block["base"] = base if base and base not in block["checkpoint"] else None
-    report = Path(block["out"]) / "eval.json"
-    scored = [p for p in [*block["checkpoint"], block.get("base")] if p]
-    if report.exists() and all(Path(p).stat().st_mtime < report.stat().st_mtime for p in scored):
-        doc = json.loads(report.read_text())
-        if sorted(r["info"]["checkpoint"] for r in doc["results"]) == sorted(scored):
-            return {"summary": f"eval: up to date ({report})", "report": str(Path(block["out"]) / "report.html"),
-                    "json": str(report), "skipped": True, "out": block["out"]}
-    summary = eval_job.run_eval(eval_job.config_from_dict(block))
-    return {"summary": eval_job.describe(summary), "report": str(summary["report"]), "json": str(summary["json"]),
-            "out": block["out"]}
-
-
-RUNNERS: dict[str, Callable[[dict], dict]] = {
-    "render": _run_render, "annotate": _run_annotate, "encode": _run_encode, "mix": _run_mix,
-    "pretrain": lambda cfg: _run_train(cfg, "pretrain"), "tune": lambda cfg: _run_train(cfg, "tune"),
-    "eval": _run_eval,
-}
-
-
 def check_config(cfg: dict) -> list[str]:
     """The stages to run, in pipeline order. Raises RunError for unknown stage names."""
     stages = list(cfg.get("stages") or [])
@@ -165,33 +76,93 @@ def check_stage_configs(cfg: dict, stages: list[str]) -> None:
     Raises RunError naming the stage block and the bad value."""
     for stage in stages:
         try:
-            _stage_config(cfg, stage)
-        except (TypeError, ValueError) as err:
+            pipeline_stage(stage).build(stage_block(cfg, stage, dry=True))
+        except ValueError as err:
             raise RunError(f"{stage}: {err}") from err
 
 
-def _stage_config(cfg: dict, stage: str) -> Any:
-    """`stage`'s job config; values its runner fills in from earlier stages get stand-ins of the same kind."""
+def check(cfg: dict) -> dict:
+    """The `vistune run` config, checked (stage names and every selected stage's config); returns it."""
+    check_stage_configs(cfg, check_config(cfg))
+    return cfg
+
+
+def stage_block(cfg: dict, stage: str, dry: bool = False) -> dict:
+    """`stage`'s block with what `vistune run` fills in from earlier stages. `dry`: stand-ins of the
+    same kind instead (no sample photos written, no checkpoints looked up), for checking."""
     block = dict(cfg[stage])
-    if stage == "render":
-        from pipelines import render_job
-        return render_job.config_from_dict(block)
-    if stage == "annotate":
-        from pipelines import annotate_job
-        if not block.get("source"):  # the runner writes the sample photos' list here
-            block.update(source=str(Path(cfg["out"]) / "web" / "images.txt"), source_kind="list")
-        return annotate_job.config_from_dict(block)
-    if stage == "encode":
-        from pipelines import encode_job
-        return encode_job.config_from_dict(block)
-    if stage == "mix":
-        from pipelines import mix_job
-        return mix_job.mixture_config(block)
-    if stage in ("pretrain", "tune"):
-        from pipelines import train_job
-        return train_job.config_from_dict({**block, "init_from": None})
-    from pipelines import eval_job
-    return eval_job.config_from_dict({**block, "checkpoint": ["step-00000001.pt"], "base": None})
+    fill = _FILLS.get(stage)
+    return fill(cfg, block, dry) if fill else block
+
+
+def _fill_annotate(cfg: dict, block: dict, dry: bool) -> dict:
+    if not block.get("source"):  # scikit-image's sample photos, listed in <out>/web/images.txt
+        web = Path(cfg["out"]) / "web"
+        block.update(source=str(web / "images.txt" if dry else sample_photos(web)), source_kind="list")
+    return block
+
+
+def _fill_encode(cfg: dict, block: dict, dry: bool) -> dict:
+    if not dry:  # stages switched off leave no dir
+        block["inputs"] = [p for p in block["inputs"] if Path(p).is_dir()]
+    return block
+
+
+def _fill_pretrain(cfg: dict, block: dict, dry: bool) -> dict:
+    return {**block, "init_from": None} if dry else block
+
+
+def _fill_tune(cfg: dict, block: dict, dry: bool) -> dict:
+    if dry:
+        return {**block, "init_from": None}
+    if block.get("init_from") in (None, "auto"):
+        block["init_from"] = newest_checkpoint(cfg["pretrain"]["out"]) if "pretrain" in cfg["stages"] else None
+    return block
+
+
+def _fill_eval(cfg: dict, block: dict, dry: bool) -> dict:
+    if dry:
+        return {**block, "checkpoint": ["step-00000001.pt"], "base": None}
+    if block.get("checkpoint") in (None, "auto", ["auto"]):
+        tuned = newest_checkpoint(cfg["tune"]["out"]) or newest_checkpoint(cfg["pretrain"]["out"])
+        if tuned is None:
+            raise RunError("eval: no checkpoint to evaluate (run the pretrain / tune stages first)")
+        block["checkpoint"] = [tuned]
+    if block.get("base") == "auto":
+        base = newest_checkpoint(cfg["pretrain"]["out"])
+        block["base"] = base if base and base not in block["checkpoint"] else None
+    return block
+
+
+_FILLS: dict[str, Callable[[dict, dict, bool], dict]] = {
+    "annotate": _fill_annotate, "encode": _fill_encode, "pretrain": _fill_pretrain, "tune": _fill_tune,
+    "eval": _fill_eval,
+}
+
+
+def eval_up_to_date(block: dict) -> dict | None:
+    """The eval stage's record when its report is newer than every checkpoint it scored (and scored
+    exactly these), else None."""
+    report = Path(block["out"]) / "eval.json"
+    scored = [p for p in [*block["checkpoint"], block.get("base")] if p]
+    if not report.exists() or any(Path(p).stat().st_mtime >= report.stat().st_mtime for p in scored):
+        return None
+    doc = json.loads(report.read_text())
+    if sorted(r["info"]["checkpoint"] for r in doc["results"]) != sorted(scored):
+        return None
+    return {"summary": f"eval: up to date ({report})", "report": str(Path(block["out"]) / "report.html"),
+            "json": str(report), "skipped": True, "out": block["out"]}
+
+
+def run_block(cfg: dict, stage: str) -> dict:
+    """Run one block of `vistune run`; its record for run_summary.json (summary text, facts, out)."""
+    block = stage_block(cfg, stage)
+    done = eval_up_to_date(block) if stage == "eval" else None
+    if done:
+        return done
+    conf, summary = run_stage(PIPELINE[stage], block)
+    kind = pipeline_stage(stage)
+    return {"summary": kind.describe(conf, summary), **kind.facts(conf, summary), "out": block["out"]}
 
 
 def headline_metrics(eval_json: str) -> dict[str, Any]:
@@ -221,12 +192,12 @@ def run(cfg: dict, log: Callable[[str], None] = print) -> dict:
         ensure_output_dir(out, key)  # an unwritable output fails now, not when its stage starts
     summary: dict[str, Any] = {"out": cfg["out"], "stages": {}}
     t_all = time.perf_counter()
-    needs_ray = any(s in RAY_STAGES for s in stages)
+    needs_ray = any(pipeline_stage(s).ray for s in stages)
     with ray_session(cfg["ray"]["address"], cfg["ray"]["num_cpus"]) if needs_ray else contextlib.nullcontext():
         for i, stage in enumerate(stages, start=1):
             log(f"\n[{i}/{len(stages)}] {stage}")
             t0 = time.perf_counter()
-            result = RUNNERS[stage](cfg)
+            result = run_block(cfg, stage)
             result["wall_s"] = time.perf_counter() - t0
             summary["stages"][stage] = result
             log(result["summary"])
@@ -245,6 +216,7 @@ def _write_summary(cfg: dict, summary: dict) -> None:
 
 
 def describe(summary: dict) -> str:
+    """Time and output per stage, the headline metrics and where the report and summary are."""
     lines = ["", f"vistune run: {summary['wall_s']:.0f} s -> {summary['out']}",
              f"  {'stage':<9} {'time':>8}  output"]
     for stage, r in summary["stages"].items():

@@ -9,10 +9,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from formats.config import ConfigError, from_dict
+from pipelines import train_ray
 from train.data import MixtureStreamFactory, ShardListStream, StreamFactory
 from train.loop import OptimConfig, TrainConfig, TrainResult
 from train.model import GeneratorConfig
@@ -37,6 +38,7 @@ class TrainJobConfig:
             raise ValueError("no training data: set data.shards=[...] (task shard globs) or a mixture block")
 
     def stream_factory(self) -> StreamFactory:
+        """The training stream: the mixture when given, else the shard list in a seeded order."""
         if self.mixture is not None:
             return MixtureStreamFactory(self.mixture)
         return ShardListStream(self.shards, seed=self.shard_seed)
@@ -48,33 +50,39 @@ class TrainJobConfig:
         return {"shards": list(self.shards), "seed": self.shard_seed}
 
 
-def _pick(data: dict, schema: type, where: str) -> dict[str, Any]:
-    fields = {f.name for f in dataclasses.fields(schema)}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise TypeError(f"unknown {where} keys {unknown}; allowed: {sorted(fields)}")
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+TOP_KEYS = ("data", "init_from", "mixture", "model", "out", "ray", "resume", "train")
 
 
 def config_from_dict(cfg: dict[str, Any]) -> TrainJobConfig:
-    """The resolved Hydra config (plain dict) -> TrainJobConfig. TypeError on unknown keys."""
+    """The resolved Hydra config (plain dict) -> TrainJobConfig. ConfigError names an unknown key or bad value."""
     cfg = dict(cfg)
-    data, train = dict(cfg.pop("data", {})), dict(cfg.pop("train", {}))
-    model, ray_cfg, mixture = cfg.pop("model", {}), cfg.pop("ray", {}), cfg.pop("mixture", None)
-    out, init_from, resume = cfg.pop("out"), cfg.pop("init_from", None), cfg.pop("resume", "auto")
-    if cfg:
-        raise TypeError(f"unknown train config keys {sorted(cfg)}; allowed: data, init_from, mixture, model, out, "
-                        f"ray, resume, train")
+    unknown = sorted(set(cfg) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown train config keys {unknown}; allowed: {', '.join(TOP_KEYS)}")
+    if "out" not in cfg:
+        raise ConfigError("train config: missing required key 'out'")
+    data, train = dict(cfg.get("data") or {}), dict(cfg.get("train") or {})
     backend = train.pop("backend", "local")
-    optim = OptimConfig(**_pick(train.pop("optim", {}), OptimConfig, "train.optim"))
     shards, seed, roots = data.pop("shards", []) or [], data.pop("seed", 0), data.pop("roots", None)
+    mixture = cfg.get("mixture")
     if mixture is not None and not mixture.get("roots"):
         mixture = {**mixture, "roots": roots}
-    loop_fields = _pick({**train, **data}, TrainConfig, "train/data")
-    tc = TrainConfig(out=out, init_from=init_from, resume=str(resume), optim=optim, **loop_fields)
-    mc = GeneratorConfig(**_pick(model, GeneratorConfig, "model"))
-    return TrainJobConfig(train=tc, model=mc, shards=tuple(shards), shard_seed=seed, mixture=mixture,
-                          backend=backend, ray=dict(ray_cfg))
+    return from_dict(TrainJobConfig, {
+        "train": _train_config(cfg, train, data), "model": from_dict(GeneratorConfig, cfg.get("model"), "model"),
+        "shards": tuple(shards), "shard_seed": seed, "mixture": mixture, "backend": backend,
+        "ray": dict(cfg.get("ray") or {})})
+
+
+def _train_config(cfg: dict[str, Any], train: dict[str, Any], data: dict[str, Any]) -> TrainConfig:
+    """TrainConfig from the train and data blocks (loop fields live in both) and the top-level run keys."""
+    optim = from_dict(OptimConfig, train.pop("optim", None), "train.optim")
+    top = {"out": cfg["out"], "init_from": cfg.get("init_from"), "resume": str(cfg.get("resume", "auto")),
+           "optim": optim}
+    loop = {**train, **data}
+    clash = sorted(set(loop) & set(top))
+    if clash:  # these are top-level keys (`out=...`), not train.* / data.* ones
+        raise ConfigError(f"train/data keys {clash} belong at the top level of the train config")
+    return from_dict(TrainConfig, {**loop, **top}, "train/data")
 
 
 def run_local(job: TrainJobConfig) -> TrainResult:
@@ -91,31 +99,26 @@ def run_local(job: TrainJobConfig) -> TrainResult:
 
 def _ray_worker(config: dict) -> None:
     """One Ray Train worker (TorchTrainer has set up the process group)."""
-    from train import distributed
     from train.loop import train
 
     job = config_from_dict(config["job"])
-    ctx = distributed.ray_context()
-    result = train(job.train, job.model, job.stream_factory(), ctx, job.data_desc())
-    import ray.train
-
-    # report is a collective in Ray Train: every rank must call it (rank 0's metrics are kept)
-    ray.train.report({"step": result.step, "loss": result.losses.get(result.step, float("nan"))})
+    result = train(job.train, job.model, job.stream_factory(), train_ray.ray_context(), job.data_desc())
+    train_ray.report({"step": result.step, "loss": result.losses.get(result.step, float("nan"))})
 
 
 def run_ray(job_dict: dict[str, Any], job: TrainJobConfig) -> Any:
     """Ray Train's TorchTrainer with `ray.num_workers` workers; checkpoints go to `out` as usual."""
     from pipelines.ray_runtime import ray_session
-    from train import distributed
 
     r = job.ray
     with ray_session(r.get("address"), r.get("num_cpus")):
-        return distributed.run_ray(_ray_worker, {"job": job_dict}, num_workers=int(r.get("num_workers", 2)),
-                                   use_gpu=bool(r.get("use_gpu", False)), storage_path=f"{job.train.out}/ray",
-                                   cpus_per_worker=float(r.get("cpus_per_worker", 1)))
+        return train_ray.fit(_ray_worker, {"job": job_dict}, num_workers=int(r.get("num_workers", 2)),
+                             use_gpu=bool(r.get("use_gpu", False)), storage_path=f"{job.train.out}/ray",
+                             cpus_per_worker=float(r.get("cpus_per_worker", 1)))
 
 
 def describe(result: TrainResult | None, out: str) -> str:
+    """One line for the console: the step reached, its loss and the newest checkpoint."""
     if result is None:
         return f"trained with Ray Train; checkpoints and metrics.jsonl in {out}"
     last = result.losses.get(result.step)

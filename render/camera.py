@@ -1,6 +1,6 @@
 """Pinhole camera math in numpy (no Blender): intrinsics, poses, projection, depth conversions.
 
-Conventions (DESIGN.md): OpenCV camera frame (x right, y down, z forward); world frame z up;
+Conventions (docs/design.md): OpenCV camera frame (x right, y down, z forward); world frame z up;
 `K` is 3x3 in pixels; extrinsics are world -> camera 4x4. Pixel (row i, column j) covers
 [j, j+1) x [i, i+1) in image coordinates, so its center is (j + 0.5, i + 0.5) and the
 principal point of a centered sensor is (W / 2, H / 2).

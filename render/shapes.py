@@ -25,6 +25,8 @@ from typing import Callable
 
 import numpy as np
 
+from formats.registry import Registry
+
 
 @dataclass
 class Mesh:
@@ -66,16 +68,14 @@ class ShapeInfo:
         return {k: p.default for k, p in self.params.items()}
 
 
-SHAPES: dict[str, ShapeInfo] = {}
+SHAPES: Registry[ShapeInfo] = Registry("shape")
 PRIMITIVES = ("box", "sphere", "cylinder", "cone", "torus", "plane")
 SEGMENTS = 48  # around the axis of revolved shapes: 7.5 degrees between faces
 
 
 def register(info: ShapeInfo) -> ShapeInfo:
-    if info.name in SHAPES:
-        raise ValueError(f"shape {info.name!r} is already registered")
-    SHAPES[info.name] = info
-    return info
+    """Register a shape under `info.name` (twice is an error)."""
+    return SHAPES.add(info.name, info)
 
 
 def shape(name: str, category: str = "procedural", closed: bool = True, **params: Param):
@@ -89,14 +89,15 @@ def shape(name: str, category: str = "procedural", closed: bool = True, **params
 
 
 def names() -> list[str]:
-    return sorted(SHAPES)
+    """The registered shape names, sorted."""
+    return SHAPES.names()
 
 
 def info(name: str) -> ShapeInfo:
-    try:
-        return SHAPES[name]
-    except KeyError:
-        raise ValueError(f"unknown shape {name!r}; known shapes: {names()}") from None
+    """The registered shape `name`; ValueError naming the known shapes otherwise."""
+    if name not in SHAPES:
+        raise ValueError(f"unknown shape {name!r}; known shapes: {names()}")
+    return SHAPES.get(name)
 
 
 def check_params(name: str, params: dict | None) -> dict[str, float]:

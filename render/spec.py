@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from formats.config import ConfigError, from_dict
 from render import camera as cam
 from render import shapes
 
@@ -33,7 +34,7 @@ SEMANTIC_CLASSES = (
 )
 
 
-class SpecError(ValueError):
+class SpecError(ConfigError):
     """An invalid scene spec; the message names the offending field."""
 
 
@@ -156,21 +157,19 @@ class SceneSpec:
         return cls.from_dict(json.loads(text))
 
 
-def _tuplify(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
 def _build(kind: type, data: dict[str, Any], where: str) -> Any:
+    """A JSON object -> dataclass `kind` (lists become tuples where the field is a tuple);
+    SpecError naming `where` for a non-object, unknown or missing fields."""
     if not isinstance(data, dict):
         raise SpecError(f"{where} must be an object, got {type(data).__name__}")
-    allowed = {f.name for f in fields(kind)}
-    unknown = sorted(set(data) - allowed)
+    allowed = sorted(f.name for f in fields(kind))
+    unknown = sorted(set(data) - set(allowed))
     if unknown:
-        raise SpecError(f"{where}: unknown fields {unknown}; allowed: {sorted(allowed)}")
+        raise SpecError(f"{where}: unknown fields {unknown}; allowed: {allowed}")
     try:
-        return kind(**{k: _tuplify(v) for k, v in data.items()})
-    except TypeError as err:
-        raise SpecError(f"{where}: {err}") from err
+        return from_dict(kind, data, where)
+    except ConfigError as err:
+        raise SpecError(str(err)) from err
 
 
 def _object(data: dict[str, Any], where: str) -> ObjectSpec:

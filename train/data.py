@@ -13,9 +13,10 @@ per stream (not the last one a worker produced: workers prefetch) and which stre
 DataLoader serves workers round-robin from worker 0, so on resume worker k runs logical stream
 (k + next) mod n and the batch order continues exactly.
 
-Resolution policy: samples whose size differs from the model's are center-cropped to a square
-and resized (`resize="resize"`, the encode stage's default crop geometry) or rejected
-(`resize="error"`). Input images and generation/restoration targets (photos) use an
+Resolution policy: samples whose size differs from the model's are an error (`resize="error"`,
+the default: encode at the model's resolution, as `vistune run` does) unless `resize="resize"`,
+which center-crops them to a square and resizes them (`encode.resize.fit_square`, the encode
+stage's default crop geometry). Input images and generation/restoration targets (photos) use an
 antialiased bilinear filter; vision targets (depth, semantic, instance, referring, normals)
 use nearest neighbour, so every target pixel keeps a codec color: a blend of two palette
 colors is another class, and a blend of two depth-path colors decodes to an unrelated depth.
@@ -32,9 +33,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from encode.resize import fit_square as fit  # train.predict fits its inputs the same way
 from encode.sample import TASK_GROUPS, TASKS, TaskSample, from_sample
 from formats.shards import iter_samples, read_rows
 
@@ -92,27 +93,12 @@ def check_batch(batch: TaskBatch, resolution: int) -> None:
                 raise BatchError(f"batch {name} holds NaN/inf values in samples {keys}")
 
 
-def _square_crop(img: Image.Image) -> Image.Image:
-    w, h = img.size
-    m = min(w, h)
-    x0, y0 = (w - m) // 2, (h - m) // 2
-    return img.crop((x0, y0, x0 + m, y0 + m)) if (w, h) != (m, m) else img
-
-
 def nearest_target(task: str) -> bool:
     """Vision targets are codec colors: resample by nearest neighbour, never blend."""
     return TASK_GROUPS[task] == "vision"
 
 
-def fit(image: np.ndarray, resolution: int, nearest: bool) -> np.ndarray:
-    """(H, W, 3) uint8 -> (R, R, 3) uint8: center square crop, then resize (see module doc)."""
-    if image.shape[:2] == (resolution, resolution):
-        return image
-    img = _square_crop(Image.fromarray(image))
-    return np.asarray(img.resize((resolution, resolution), Image.NEAREST if nearest else Image.BILINEAR))
-
-
-def prepare(ts: TaskSample, resolution: int, resize: str = "resize") -> dict[str, Any]:
+def prepare(ts: TaskSample, resolution: int, resize: str = "error") -> dict[str, Any]:
     """A TaskSample -> uint8 CHW arrays at the model resolution plus its text fields."""
     if ts.task not in TASK_GROUPS:
         raise BatchError(f"sample {ts.key!r}: unknown task {ts.task!r}; known: {list(TASKS)}")
@@ -147,7 +133,7 @@ class DataConfig:
     resolution: int
     batch_size: int                       # per rank, per micro-batch
     num_workers: int = 0                  # DataLoader workers = logical streams per rank (0: one, in-process)
-    resize: str = "resize"
+    resize: str = "error"                 # samples at another resolution: error | resize (center crop + resample)
     tasks: tuple[str, ...] | None = None  # keep only these tasks (e.g. generation for pre-training)
     prefetch: int = 2
 

@@ -4,15 +4,15 @@ Three ways to run the same `train.loop.train`:
 - one process (tests, CPU): `DistContext.local()`;
 - `torchrun --nproc_per_node=8 -m pipelines.cli train ...`: `init_torchrun()` reads RANK /
   WORLD_SIZE / LOCAL_RANK and starts the process group (NCCL on GPUs, gloo on CPU);
-- Ray Train (`train.backend=ray`): `run_ray` starts a `TorchTrainer`, which sets up the process
-  group in each worker; `ray_context()` reads rank and device from it.
+- Ray Train (`train.backend=ray`): pipelines/train_ray.py starts a `TorchTrainer`, which sets up
+  the process group in each worker, and builds the `DistContext` from it (Ray stays out of train/).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -88,32 +88,7 @@ def init_torchrun(device: str = "auto") -> DistContext:
     return DistContext(rank, world, local_rank, dev)
 
 
-def ray_context() -> DistContext:
-    """Inside a Ray Train worker: rank, world size and device as TorchTrainer set them up."""
-    import ray.train
-    import ray.train.torch
-
-    ctx = ray.train.get_context()
-    return DistContext(ctx.get_world_rank(), ctx.get_world_size(), ctx.get_local_rank(), ray.train.torch.get_device())
-
-
 def shutdown() -> None:
+    """End the process group (torchrun / Ray Train workers); nothing to do in one process."""
     if dist.is_initialized():
         dist.destroy_process_group()
-
-
-def run_ray(worker_fn: Callable[[dict], None], config: dict, num_workers: int, use_gpu: bool,
-            storage_path: str, cpus_per_worker: float = 1.0) -> Any:
-    """Run `worker_fn(config)` on `num_workers` Ray Train workers (TorchTrainer: DDP process group).
-
-    Checkpoints are written by rank 0 to the run's `out` directory, which on a multi-node cluster
-    must be shared storage (or mounted object storage) so a restarted run finds them.
-    """
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    trainer = TorchTrainer(worker_fn, train_loop_config=config,
-                           scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
-                                                        resources_per_worker={"CPU": cpus_per_worker}),
-                           run_config=RunConfig(name="vistune-train", storage_path=os.path.abspath(storage_path)))
-    return trainer.fit()

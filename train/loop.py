@@ -51,7 +51,7 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"optim: need lr > 0, warmup_steps >= 0, 0 <= min_lr_ratio <= 1; got {self}")
+            raise ValueError(f"train.optim: need lr > 0, warmup_steps >= 0, 0 <= min_lr_ratio <= 1; got {self}")
 
 
 @dataclass(frozen=True)

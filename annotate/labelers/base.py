@@ -13,6 +13,8 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
+from formats.registry import Registry
+
 
 @dataclass
 class Instance:
@@ -61,35 +63,22 @@ class MissingWeightsError(FileNotFoundError, ValueError):
     """
 
 
-_REGISTRY: dict[str, Callable[..., Labeler]] = {}
+LABELERS: Registry[Callable[..., Labeler]] = Registry("labeler")
 
 
 def register(name: str) -> Callable[[Callable[..., Labeler]], Callable[..., Labeler]]:
     """Decorator: register a labeler factory under `name` (twice is an error)."""
-
-    def wrap(factory: Callable[..., Labeler]) -> Callable[..., Labeler]:
-        if name in _REGISTRY:
-            raise ValueError(f"labeler {name!r} is already registered")
-        _REGISTRY[name] = factory
-        return factory
-
-    return wrap
+    return LABELERS.register(name)
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
+    """The registered labeler names, sorted."""
+    return LABELERS.names()
 
 
 def get(name: str, **params: Any) -> Labeler:
     """Build labeler `name` with `params` (its constructor's keyword arguments)."""
-    try:
-        factory = _REGISTRY[name]
-    except KeyError as err:
-        raise ValueError(f"unknown labeler {name!r}; known: {names()}") from err
-    try:
-        return factory(**params)
-    except TypeError as err:
-        raise ValueError(f"labeler {name!r}: bad parameters {sorted(params)}: {err}") from err
+    return LABELERS.build(name, **params)
 
 
 def check(name: str, params: dict[str, Any]) -> None:
@@ -100,9 +89,7 @@ def check(name: str, params: dict[str, Any]) -> None:
     """
     import inspect
 
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown labeler {name!r}; known: {names()}")
-    factory = _REGISTRY[name]
+    factory = LABELERS.get(name)
     try:
         inspect.signature(factory).bind(**params)
     except TypeError as err:

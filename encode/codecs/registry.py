@@ -6,6 +6,8 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
+from formats.registry import Registry
+
 
 @runtime_checkable
 class Codec(Protocol):
@@ -22,35 +24,22 @@ class Codec(Protocol):
     def decode(self, rgb: np.ndarray) -> np.ndarray: ...
 
 
-_REGISTRY: dict[str, Callable[..., Codec]] = {}
+CODECS: Registry[Callable[..., Codec]] = Registry("codec")
 
 
 def register(name: str) -> Callable[[type], type]:
     """Class decorator: register a codec factory under `name` (twice is an error)."""
-
-    def wrap(cls: type) -> type:
-        if name in _REGISTRY:
-            raise ValueError(f"codec {name!r} is already registered")
-        _REGISTRY[name] = cls
-        return cls
-
-    return wrap
+    return CODECS.register(name)
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
+    """The registered codec names, sorted."""
+    return CODECS.names()
 
 
 def get(name: str, **params: Any) -> Codec:
     """Build codec `name` with `params` (the same dict its `.params` reports)."""
-    try:
-        factory = _REGISTRY[name]
-    except KeyError as err:
-        raise ValueError(f"unknown codec {name!r}; known: {names()}") from err
-    try:
-        return factory(**params)
-    except TypeError as err:
-        raise ValueError(f"codec {name!r}: bad parameters {sorted(params)}: {err}") from err
+    return CODECS.build(name, **params)
 
 
 def spec(codec: Codec) -> dict[str, Any]:

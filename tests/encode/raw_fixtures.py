@@ -2,7 +2,7 @@
 
 Render samples come from the analytic ray caster (render/analytic.py): exact depth, normals and
 instance ids with known K, and a shaded RGB, so encoded targets can be checked against truth
-without Blender. Annotate samples follow the raw label format of DESIGN.md: colored shapes on a
+without Blender. Annotate samples follow the raw label format of docs/design.md: colored shapes on a
 textured background, their instance/semantic maps, a caption and referring expressions.
 """
 

@@ -15,7 +15,8 @@ from encode.resize import ResizePolicy, plan, resize_nearest
 from encode.sample import from_sample
 from formats.shards import read_sample_at
 from encode.tasks import EncodeSettings
-from pipelines.encode_job import EncodeJobConfig, InputError, run_encode
+from encode.shard import EncodeJobConfig, InputError
+from pipelines.encode_job import run_encode
 from tests.encode.raw_fixtures import annotate_sample, render_sample, write_annotate_shard, write_render_shard
 
 ray = pytest.importorskip("ray")

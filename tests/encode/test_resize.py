@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from encode.resize import ResizePolicy, plan, resize_image, resize_nearest, update_intrinsics
+from encode.resize import (ResizePolicy, aspect_mismatch, fit_square, plan, resize_image, resize_nearest,
+                           resize_prediction, resize_values_nearest, update_intrinsics)
 from render import analytic, camera
 
 
@@ -74,3 +75,30 @@ def test_random_crop_is_seeded_and_in_bounds():
 def test_bad_policy():
     with pytest.raises(ValueError, match="resize mode"):
         ResizePolicy(mode="stretch")
+
+
+def test_fit_square_center_crops_then_resizes():
+    img = np.zeros((40, 60, 3), np.uint8)
+    img[:, 10:50] = 200  # exactly the centered 40x40 square
+    assert (fit_square(img, 20, nearest=True) == 200).all()
+    small = img[:20, :20]
+    assert fit_square(small, 20, nearest=False) is small  # already at the resolution: untouched
+
+
+def test_prediction_values_resize_without_inventing_values_across_invalid_pixels():
+    ids = np.arange(16, dtype=np.uint16).reshape(4, 4)
+    big = resize_values_nearest(ids, (8, 8))
+    assert big.shape == (8, 8) and (big[::2, ::2] == ids).all()
+    depth = np.array([[1.0, 2.0], [np.inf, 4.0]])
+    up = resize_prediction(depth, (4, 4), "bilinear")
+    assert np.isinf(up[3, 0]) and up[1, 2] == 2.0  # a +inf neighbor: the nearest value, never a blend with it
+    assert up[1, 3] == 2.5  # four finite neighbors: bilinear
+    assert resize_prediction(depth, (2, 2), "nearest") is depth
+    with pytest.raises(ValueError, match="kind must be one of"):
+        resize_prediction(depth, (4, 4), "bicubic")
+
+
+def test_aspect_mismatch_refuses_to_stretch():
+    assert aspect_mismatch((32, 48), (64, 96)) is None
+    assert "aspect ratios differ" in aspect_mismatch((32, 32), (64, 96))
+    assert "empty image" in aspect_mismatch((0, 32), (64, 96))

@@ -12,7 +12,8 @@ from PIL import Image
 from formats import raw_label as raw
 from formats.shards import read_rows
 from pipelines import cli
-from pipelines.annotate_job import AnnotateJobConfig, config_from_dict, run_annotate
+from annotate.shard import AnnotateJobConfig
+from pipelines.annotate_job import config_from_dict, run_annotate
 from tests.reliability.procs import run_killing
 
 ray = pytest.importorskip("ray")
@@ -136,7 +137,7 @@ def test_config_validation_names_the_bad_value(tmp_path):
         AnnotateJobConfig(out=str(tmp_path), source=str(tmp_path), images_per_shard=0)
     with pytest.raises(ValueError, match="source_kind must be one of"):
         AnnotateJobConfig(out=str(tmp_path), source=str(tmp_path), source_kind="http")
-    with pytest.raises(TypeError, match="unknown referring keys"):
+    with pytest.raises(ValueError, match=r"unknown annotate\.referring keys"):  # a ConfigError
         config_from_dict({"out": "o", "source": str(tmp_path), "referring": {"count": 3}})
     with pytest.raises(ValueError, match="u2netp weights .*/none.onnx' not found"):
         config_from_dict({"out": "o", "source": str(tmp_path), "labelers": {"u2netp": {"weights": "/none.onnx"}}})

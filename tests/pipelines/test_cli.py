@@ -44,3 +44,11 @@ def test_render_config_errors_before_work(capsys):
     assert "n_scenes must be >= 1" in err[0]
     assert "render.device must be one of ['CPU', 'CUDA', 'OPTIX']" in err[1]
     assert "sampless" in err[2]
+
+
+def test_usage_lists_every_stage_of_the_table(capsys):
+    from pipelines.stages import STAGES
+
+    assert cli.main([]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {name:<10} {stage.help}" in out for name, stage in STAGES.items())

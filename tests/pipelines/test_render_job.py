@@ -7,7 +7,8 @@ import pytest
 import webdataset as wds
 
 from formats.shards import read_rows
-from pipelines.render_job import RenderJobConfig, run_render, scene_key
+from pipelines.render_job import run_render
+from render.shard import RenderJobConfig, scene_key
 from formats import raw_render as raw
 from tests.reliability.procs import run_killing
 
@@ -67,7 +68,8 @@ def test_killed_worker_mid_shard_is_redone_exactly_once(ray_local, tmp_path):
 @pytest.mark.slow
 def test_edit_pairs_render_and_encode_into_edit_samples(ray_local, tmp_path):
     """Real Blender renders with edit re-renders -> `edit.png` + instruction -> encode's edit task."""
-    from pipelines.encode_job import EncodeJobConfig, run_encode
+    from encode.shard import EncodeJobConfig
+    from pipelines.encode_job import run_encode
     from encode.sample import from_sample
     from encode.tasks import EncodeSettings
 

@@ -2,7 +2,6 @@
 redoes only what is missing."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -31,6 +30,12 @@ def test_presets_build_every_stage_config(preset):
     assert set(cfg["tune"]["mixture"]["sources"]) > set(cfg["pretrain"]["mixture"]["sources"])  # vision added
     eval_job.config_from_dict({**cfg["eval"], "checkpoint": ["a.pt"], "base": None})
     assert cfg["encode"]["inputs"] == [cfg["render"]["out"], cfg["annotate"]["out"]]
+    # the model trains at the size encode writes: the size preset's own resolution for every preset
+    from train.model.generator import SIZES
+
+    for stage in ("pretrain", "tune"):
+        model = cfg[stage]["model"]
+        assert model["resolution"] == cfg["encode"]["settings"]["size"] == SIZES[model["size"]]["resolution"]
 
 
 def test_unknown_stage_is_a_one_line_error(capsys):

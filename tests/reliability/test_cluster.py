@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from pipelines.render_job import scene_key
+from render.shard import scene_key
 from tests.reliability.checks import raw_shard_keys, task_shard_keys
 from tests.reliability.procs import LocalCluster, proc_table, ray_workers
 

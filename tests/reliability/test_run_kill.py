@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.render_job import scene_key
+from render.shard import scene_key
 from tests.encode.raw_fixtures import write_web_images
 from tests.reliability.checks import raw_shard_keys, task_shard_keys
 from tests.reliability.procs import descendants, kill_tree

@@ -30,7 +30,8 @@ def ray_local():
 
 
 def test_encode_worker_killed_mid_shard(ray_local, tmp_path):
-    from pipelines.encode_job import EncodeJobConfig, run_encode
+    from encode.shard import EncodeJobConfig
+    from pipelines.encode_job import run_encode
     from encode.tasks import EncodeSettings
     from tests.encode.raw_fixtures import write_annotate_shard, write_render_shard
 

@@ -69,3 +69,15 @@ def write_task_shards(out: Path, n_shards: int = 2, per_shard: int = 8, size: in
             w.commit()
         tars.append(paths.tar)
     return tars
+
+
+def train_job_dict(task_shards: list[Path], out: Path, *overrides: str) -> dict:
+    """The resolved `vistune train` config over `task_shards` (tiny steps, no DataLoader workers), as a dict."""
+    from omegaconf import OmegaConf
+
+    from pipelines import cli
+
+    cfg = cli.compose("train", [f"out={out}", f"data.shards=[{','.join(str(p) for p in task_shards)}]",
+                                "data.num_workers=0", "train.batch_size=2", "train.log_every=1", "train.ckpt_every=2",
+                                "train.progress=false", "train.tensorboard=false", *overrides])
+    return OmegaConf.to_container(cfg, resolve=True)

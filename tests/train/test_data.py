@@ -61,7 +61,7 @@ def test_batches_hold_uint8_chw_and_convert_to_unit_range(task_shards):
 def test_resize_policy_keeps_codec_colors_for_vision_targets():
     depth = depth_sample("d", 48, seed=1)
     t2i = t2i_sample("t", 48, seed=2)
-    d, t = prepare(depth, 32), prepare(t2i, 32)
+    d, t = prepare(depth, 32, resize="resize"), prepare(t2i, 32, resize="resize")
     assert d["target"].shape == (3, 32, 32) and d["image"].shape == (3, 32, 32)
     src = {tuple(c) for c in depth.target.reshape(-1, 3)}
     assert {tuple(c) for c in d["target"].reshape(3, -1).T} <= src  # nearest: only source colors
@@ -77,7 +77,7 @@ def test_mismatched_resolution_and_bad_samples_are_clear_errors():
         prepare(s, 32, resize="error")
     bad = TaskSample("k2", "depth", s.target, "p", {}, input=s.input[:40])
     with pytest.raises(BatchError, match="input .* and target .* sizes differ"):
-        prepare(bad, 32)
+        prepare(bad, 32, resize="resize")
     with pytest.raises(BatchError, match=r"unknown task 'depht'"):
         prepare(TaskSample("k3", "depht", s.target, "p", {}), 32)
     with pytest.raises(ValueError, match=r"data.resize 'stretch' not in \['resize', 'error'\]"):

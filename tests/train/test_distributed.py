@@ -1,4 +1,4 @@
-"""DDP on 2 CPU processes (gloo, the torchrun environment) and Ray Train's TorchTrainer with 2 CPU workers."""
+"""DDP on 2 CPU processes (gloo, the torchrun environment); Ray Train is tests/pipelines/test_train_ray.py."""
 
 import json
 import os
@@ -7,17 +7,10 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-from omegaconf import OmegaConf
 
-from pipelines import cli, train_job
+from pipelines import train_job
+from tests.train.fixtures import train_job_dict as _job_dict
 from train import checkpoint as ckpt
-
-
-def _job_dict(task_shards, out, *overrides):
-    cfg = cli.compose("train", [f"out={out}", f"data.shards=[{','.join(str(p) for p in task_shards)}]",
-                                "data.num_workers=0", "train.batch_size=2", "train.log_every=1", "train.ckpt_every=2",
-                                "train.progress=false", "train.tensorboard=false", *overrides])
-    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def _free_port() -> int:
@@ -60,14 +53,3 @@ def test_ddp_two_cpu_processes_train_in_step_and_resume(task_shards, tmp_path):
     with pytest.raises(ckpt.CheckpointError, match="written by 2 ranks, this run has 1"):
         train_job.run_local(train_job.config_from_dict(_job_dict(task_shards, tmp_path, "train.steps=6")))
 
-
-@pytest.mark.slow
-def test_ray_train_torch_trainer_with_two_cpu_workers(task_shards, tmp_path):
-    pytest.importorskip("ray.train.torch")
-    job = _job_dict(task_shards, tmp_path, "train.steps=2", "train.backend=ray", "ray.num_workers=2",
-                    "ray.num_cpus=3", "ray.cpus_per_worker=1")
-    train_job.run_ray(job, train_job.config_from_dict(job))
-    state = torch.load(ckpt.latest_checkpoint(tmp_path), weights_only=True)
-    assert state["step"] == 2 and state["world_size"] == 2
-    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == [1, 2] and all(r["loss"] > 0 for r in records)

@@ -26,7 +26,7 @@ def test_byte_tokenizer_frames_truncates_and_masks():
 def test_config_validation_names_bad_value_and_allowed_set():
     with pytest.raises(ValueError, match=r"model.size 'huge' not in \['debug', 'small', 'base', 'large'\]"):
         GeneratorConfig(size="huge")
-    with pytest.raises(ValueError, match="unknown model config keys \\['widht'\\]"):
+    with pytest.raises(ValueError, match="unknown model keys \\['widht'\\]"):
         build_generator({"size": "debug", "widht": 3})
     with pytest.raises(ValueError, match="multiple of patch"):
         GeneratorConfig(size="debug", resolution=30).build()

@@ -1,5 +1,3 @@
-import pytest
-
 from pipelines import cli, train_job
 from train import checkpoint as ckpt
 

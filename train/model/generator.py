@@ -17,7 +17,8 @@ guidance at sampling: v = v(I, "") + g (v(I, T) - v(I, "")), plus an optional im
 
 Adapting a pretrained diffusers model (not built in; a sketch of the adapter):
 
-    class DiffusersGenerator(Generator):           # kind: diffusers
+    @GENERATORS.register("diffusers")
+    class DiffusersGenerator(Generator):
         def __init__(self, path, resolution):
             from diffusers import UNet2DConditionModel, AutoencoderKL
             self.unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", local_files_only=True)
@@ -43,6 +44,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from formats.config import from_dict
+from formats.registry import Registry
 from train.model.dit import DiTConfig
 from train.model.text import TextEncoderConfig
 
@@ -59,6 +62,7 @@ SIZES: dict[str, dict[str, Any]] = {
                   text_max_len=512, t_mean=0.8, sample_shift=3.0),
 }
 PREDICTIONS = ("x", "v")
+GENERATORS: Registry[type[Generator]] = Registry("generator")  # model.kind -> Generator class
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class GeneratorConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in GENERATORS:
-            raise ValueError(f"model.kind {self.kind!r} not in {sorted(GENERATORS)}")
+            raise ValueError(f"model.kind {self.kind!r} not in {GENERATORS.names()}")
         if self.size not in SIZES:
             raise ValueError(f"model.size {self.size!r} not in {list(SIZES)}")
         if self.prediction not in PREDICTIONS:
@@ -103,14 +107,11 @@ class GeneratorConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GeneratorConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - fields)
-        if unknown:
-            raise ValueError(f"unknown model config keys {unknown}; allowed: {sorted(fields)}")
-        return cls(**data)
+        """A config from a `model` block or a checkpoint's `config_dict()`; ConfigError names a bad key."""
+        return from_dict(cls, data, "model")
 
     def build(self) -> "Generator":
-        return GENERATORS[self.kind](self.resolved())
+        return GENERATORS.get(self.kind)(self.resolved())
 
 
 class Generator(nn.Module):
@@ -132,6 +133,7 @@ class Generator(nn.Module):
         raise NotImplementedError
 
 
+@GENERATORS.register("flow_dit")
 class FlowDiTGenerator(Generator):
     """Rectified flow with a pixel-space DiT denoiser and a text encoder."""
 
@@ -217,9 +219,6 @@ class FlowDiTGenerator(Generator):
                 vel = v[2] + image_guidance * (v[1] - v[2]) + guidance * (v[0] - v[1])
             x = x + (ts[i + 1] - ts[i]) * vel
         return x.clamp(-1.0, 1.0)
-
-
-GENERATORS: dict[str, type[Generator]] = {"flow_dit": FlowDiTGenerator}
 
 
 def build_generator(config: dict[str, Any]) -> Generator:

@@ -1,0 +1,181 @@
+"""One render shard: `scenes_per_shard` seeded scenes -> Blender renders -> one raw shard, written atomically.
+
+`render_shard(renderer, settings, cfg, shard)` is the whole unit of work of `vistune render`:
+sample each scene's spec from its seed, render it (plus, for a seeded share of scenes, an edited
+copy: an image-editing pair), and write the samples in scene order to `<prefix>-NNNNNN.tar` +
+`.parquet` (formats/shards.py). A complete shard is left alone, so a rerun only fills the gaps,
+and a shard whose worker died is redone whole. `renderer` is a `render.blender.BlenderRenderer`
+(anything with its `render` and `render_rgb`); bpy is imported only through it. No Ray here
+(pipelines/render_job.py runs this on an actor pool).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from formats.config import from_dict
+from formats.shards import ShardPaths, ShardWriter
+from render.edits import edit_spec
+from render.sampling import FAMILIES, sample_scene, scene_seed
+from render.settings import RenderSettings
+from render.spec import SceneSpec
+
+
+@dataclass(frozen=True)
+class RenderJobConfig:
+    out: str
+    n_scenes: int
+    scenes_per_shard: int = 2
+    seed: int = 0
+    width: int = 256
+    height: int = 256
+    families: tuple[str, ...] = FAMILIES
+    workers: int = 0
+    pin_cores: bool = True  # each worker claims `render.threads` cores of its node and pins itself
+    edit_fraction: float = 0.0  # share of scenes re-rendered with one object edited (image-editing pairs)
+    prefix: str = "render"
+    render: dict = field(default_factory=dict)  # RenderSettings fields
+
+    def __post_init__(self) -> None:
+        from_dict(RenderSettings, self.render, "render")  # named error for a bad renderer key, before any work
+        if self.n_scenes < 1:
+            raise ValueError(f"n_scenes must be >= 1, got {self.n_scenes}")
+        if self.scenes_per_shard < 1:
+            raise ValueError(f"scenes_per_shard must be >= 1, got {self.scenes_per_shard}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if not 0.0 <= self.edit_fraction <= 1.0:
+            raise ValueError(f"edit_fraction must be in [0, 1], got {self.edit_fraction}")
+        if self.edit_fraction and not self.render.get("rgb", True):
+            raise ValueError("edit_fraction > 0 needs RGB renders (render.rgb=true): an edit pair is two images")
+        if not 8 <= self.width <= 8192 or not 8 <= self.height <= 8192:
+            raise ValueError(f"width and height must be in [8, 8192], got {self.width}x{self.height}")
+        unknown = sorted(set(self.families) - set(FAMILIES))
+        if unknown or not self.families:
+            raise ValueError(f"families must be a non-empty subset of {list(FAMILIES)}, got {list(self.families)}")
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.n_scenes // self.scenes_per_shard)
+
+    def shard_scenes(self, shard: int) -> range:
+        return range(shard * self.scenes_per_shard, min((shard + 1) * self.scenes_per_shard, self.n_scenes))
+
+    def paths(self, shard: int) -> ShardPaths:
+        return ShardPaths.of(self.out, self.prefix, shard)
+
+
+def scene_key(index: int) -> str:
+    """The sample key of scene `index`: stable across reruns, unique in a job."""
+    return f"scene{index:09d}"
+
+
+@dataclass
+class RenderedScene:
+    """One scene's renders, waiting to be written: the spec, the result, and the edit pair if any."""
+
+    index: int
+    seed: int
+    spec: SceneSpec
+    result: Any  # render.blender.RenderResult
+    edit: tuple[np.ndarray, dict] | None = None  # (edited RGB, edit record)
+
+    @property
+    def cycles_s(self) -> float:
+        t = self.result.timings
+        return t["gt_cycles_s"] + t.get("rgb_cycles_s", 0.0) + t["edit_cycles_s"]
+
+    @property
+    def render_s(self) -> float:
+        t = self.result.timings
+        return t["gt_render_s"] + t.get("rgb_render_s", 0.0) + t["edit_render_s"]
+
+
+def render_shard(renderer, settings: RenderSettings, cfg: RenderJobConfig, shard: int) -> dict[str, Any]:
+    """Render and write shard `shard` of `cfg` (or skip it if complete); returns its stats."""
+    paths = cfg.paths(shard)
+    if paths.complete():
+        return {"shard": shard, "skipped": True, "scenes": len(cfg.shard_scenes(shard))}
+    t0, started = time.perf_counter(), time.time()
+    paths.remove_stale_temps()  # left by a worker killed mid-shard; this shard is redone whole
+    with ShardWriter(paths) as writer:
+        cycles_s, render_s = _render_into(writer, renderer, settings, cfg, shard)
+        n = writer.commit()
+    return {"shard": shard, "skipped": False, "scenes": n, "wall_s": time.perf_counter() - t0, "cycles_s": cycles_s,
+            "render_s": render_s, "pid": os.getpid(), "started": started, "ended": time.time()}
+
+
+def _render_into(writer: ShardWriter, renderer, settings: RenderSettings, cfg: RenderJobConfig,
+                 shard: int) -> tuple[float, float]:
+    """Render the shard's scenes into `writer` in scene order; (Cycles' own seconds, bpy render seconds).
+
+    Encoding and writing scene k (EXR, PNG, tar) run on a helper thread while Cycles renders scene
+    k + 1: free when the worker has a spare core or renders on a GPU, harmless otherwise.
+    """
+    cycles_s = render_s = 0.0
+    with ThreadPoolExecutor(1, thread_name_prefix="shard-writer") as pool:
+        pending: Future | None = None
+        for index in cfg.shard_scenes(shard):
+            scene = render_scene(renderer, cfg, index)
+            cycles_s, render_s = cycles_s + scene.cycles_s, render_s + scene.render_s
+            if pending is not None:
+                pending.result()  # in order; re-raises a failed write here
+            pending = pool.submit(write_scene, writer, settings, cfg, scene)
+        if pending is not None:
+            pending.result()
+    return cycles_s, render_s
+
+
+def render_scene(renderer, cfg: RenderJobConfig, index: int) -> RenderedScene:
+    """Sample scene `index` from its seed and render it (and its edit, if this scene gets one)."""
+    seed = scene_seed(cfg.seed, index)
+    spec = sample_scene(seed, cfg.width, cfg.height, families=cfg.families)
+    result = renderer.render(spec)
+    return RenderedScene(index, seed, spec, result, edit_pair(renderer, cfg, seed, spec, result))
+
+
+def edit_pair(renderer, cfg: RenderJobConfig, seed: int, spec: SceneSpec, result) -> tuple[np.ndarray, dict] | None:
+    """(edited RGB, edit record) for a seeded `edit_fraction` of scenes, else None."""
+    result.timings["edit_render_s"] = result.timings["edit_cycles_s"] = 0.0  # every row has the columns
+    rng = np.random.default_rng([seed, 0xED17])
+    if not cfg.edit_fraction or rng.random() >= cfg.edit_fraction:
+        return None
+    ids, counts = np.unique(result.instance, return_counts=True)
+    visible = {int(i): c / result.instance.size for i, c in zip(ids, counts) if i}
+    edit = edit_spec(spec, int(rng.integers(2 ** 31)), visible)
+    if edit is None:
+        return None
+    t, timings = time.perf_counter(), {}
+    rgb = renderer.render_rgb(edit[0], timings)
+    result.timings["edit_render_s"] = time.perf_counter() - t
+    result.timings["edit_cycles_s"] = timings["rgb_cycles_s"]
+    return rgb, edit[1]
+
+
+def write_scene(writer: ShardWriter, settings: RenderSettings, cfg: RenderJobConfig, scene: RenderedScene) -> None:
+    """Add one scene's members (raw passes, metadata, edit image) and its Parquet row to `writer`."""
+    # Imported here: the EXR codecs (and bpy, for the renderer's version) are only needed where scenes are written.
+    from formats import raw_render as raw
+    from formats.members import png_bytes
+    from render.blender.renderer import settings_dict
+
+    spec, result = scene.spec, scene.result
+    meta = {"seed": scene.seed, "index": scene.index, "spec": spec.to_dict(), "K": result.K.tolist(),
+            "world_to_camera": result.world_to_camera.tolist(), "class_table": spec.class_table(),
+            "renderer": settings_dict(settings), "timings": result.timings}
+    if scene.edit is not None:
+        meta["edit"] = scene.edit[1]
+    files = raw.to_files(result.depth, result.normals, result.instance, result.semantic, meta, result.rgb)
+    if scene.edit is not None:
+        files["edit.png"] = png_bytes(scene.edit[0])
+    writer.add(scene_key(scene.index), files, {
+        "scene_index": scene.index, "seed": scene.seed, "family": spec.family, "n_objects": len(spec.objects),
+        "width": cfg.width, "height": cfg.height, "focal_mm": spec.camera.focal_mm_35(),
+        **{k: float(v) for k, v in result.timings.items()},
+    })
