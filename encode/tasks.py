@@ -1,8 +1,8 @@
 """Raw samples (render, annotate) -> task samples: resize, encode the target, write the prompt.
 
 `TaskBuilder(config).build(raw_sample, source_shard)` returns the task samples of one raw sample
-and the reasons for any it skipped. It is pure (numpy, Pillow, codecs): the Ray job in
-`pipelines/encode_job.py` only feeds it shards and writes what it returns.
+and the reasons for any it skipped. It is pure (numpy, Pillow, codecs):
+`encode/shard.py` feeds it one input shard and writes what it returns (`pipelines/encode_job.py` runs that on Ray).
 
 Which tasks come from which raw source:
 

@@ -11,11 +11,13 @@ Hydra dict. No Hydra, no Ray here.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+_SCOPED = re.compile(r"^[\w./\[\]-]+: ")
 
 
 class ConfigError(ValueError):
@@ -55,7 +57,8 @@ def from_dict(schema: type[T], data: Any, where: str = "") -> T:
     except ConfigError:
         raise
     except (TypeError, ValueError) as err:
-        prefix = f"{where}: " if where and not str(err).startswith(where) else ""
+        # a message that already names its scope ("train: steps must be ...") is not prefixed twice
+        prefix = f"{where}: " if where and not _SCOPED.match(str(err)) else ""
         raise ConfigError(f"{prefix}{err}") from err
 
 
@@ -76,11 +79,6 @@ def convert(hint: Any, value: Any, where: str) -> Any:
     if (hint is tuple or origin is tuple) and isinstance(value, str):
         return (value,)  # a single value stands for a one-element list (`data=outputs/eval`)
     return value
-
-
-def tuples(data: dict[str, Any]) -> dict[str, Any]:
-    """Lists -> tuples, one level (for dataclasses whose hints are strings that cannot be resolved)."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
 
 
 def _hints(schema: type) -> dict[str, Any]:

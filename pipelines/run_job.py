@@ -78,7 +78,8 @@ def check_stage_configs(cfg: dict, stages: list[str]) -> None:
         try:
             pipeline_stage(stage).build(stage_block(cfg, stage, dry=True))
         except ValueError as err:
-            raise RunError(f"{stage}: {err}") from err
+            named = str(err).startswith((f"{stage}:", f"{stage} ", f"unknown {stage} "))  # from_dict named the block
+            raise RunError(str(err) if named else f"{stage}: {err}") from err
 
 
 def check(cfg: dict) -> dict:
