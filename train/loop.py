@@ -61,7 +61,7 @@ class TrainConfig:
     batch_size: int = 8             # per rank and micro-batch; global batch = batch_size * grad_accum * ranks
     grad_accum: int = 1
     num_workers: int = 0            # DataLoader workers per rank (0: read in the training process)
-    resize: str = "resize"          # samples at another resolution: resize | error
+    resize: str = "error"           # samples at another resolution: error (named) | resize (crop + resample)
     tasks: tuple[str, ...] | None = None  # train on these tasks only (pre-training: ("t2i", "edit"))
     optim: OptimConfig = field(default_factory=OptimConfig)
     ema_decay: float = 0.999
