@@ -15,6 +15,8 @@ DEPTH_SCHEMES = {
                "reds, greens and blues to white (infinitely far), on a power-law scale",
     "vb": "the Vision Banana colormap running black, red, yellow, green, cyan, blue, magenta to white "
           "from near to far",
+    "hot": "a hot colormap running black, red, yellow to white (infinitely far) from near to far, brighter "
+           "meaning farther, on a power-law scale",
 }
 
 TEMPLATES: dict[str, tuple[str, ...]] = {

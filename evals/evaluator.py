@@ -103,7 +103,8 @@ class Evaluator:
         self.predictors: dict[str, PredictFn] = {"model": predict_fn}
         if references:
             self.baseline = baseline or Baseline.fit(self.samples, origin="eval set (no training data given)")
-            refs = {"oracle": oracle_predict, "baseline": self.baseline.predict}
+            refs = {"oracle": oracle_predict, "baseline": self.baseline.predict,
+                    "pixel_baseline": self.baseline.predict_pixel}
             self.predictors.update({k: self._in_region(fn) for k, fn in refs.items()})
         else:
             self.baseline = baseline

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from encode.sample import TASK_GROUPS
 from evals.comparison import compare_generation
 from evals.data import iter_eval_samples, load_eval_samples, shard_paths
 from evals.depth import PROTOCOLS
@@ -48,6 +49,8 @@ class EvalJobConfig:
     batch_size: int = 8
     steps: int = 20                        # sampling steps
     guidance: float = 3.0
+    vision_steps: int | None = None        # sampling steps for vision tasks (None: `steps`); a model trained
+    vision_guidance: float | None = None   # with p_t_one answers them in one step (None: `guidance`)
     seed: int = 0
     device: str = "cpu"
     ema: bool = True
@@ -67,6 +70,8 @@ class EvalJobConfig:
         for name in [self.depth_protocol, *self.depth_protocols.values()]:
             if name not in PROTOCOLS:
                 raise ValueError(f"eval: unknown depth protocol {name!r}; known: {sorted(PROTOCOLS)}")
+        if self.vision_steps is not None and self.vision_steps < 1:
+            raise ValueError(f"eval.vision_steps must be >= 1 or null, got {self.vision_steps}")
         if self.batch_size < 1 or self.steps < 1 or self.loss_draws < 0:
             raise ValueError(f"eval: need batch_size >= 1, steps >= 1, loss_draws >= 0; got "
                              f"{self.batch_size}, {self.steps}, {self.loss_draws}")
@@ -218,7 +223,7 @@ def _evaluate(conf: EvalJobConfig, model: Any, path: str, config: dict[str, Any]
               samples: list, baseline: Baseline, predictor: Callable) -> tuple[EvalResult, int]:
     """One model's EvalResult (with the oracle / baseline rows when `references`), its info filled
     in, and how many metric numbers it has."""
-    fn = lambda batch: predictor(model, batch, conf.steps, conf.guidance, conf.seed, conf.batch_size)  # noqa: E731
+    fn = lambda batch: predict_by_group(predictor, model, batch, conf)  # noqa: E731
     ev = Evaluator(fn, samples, name="base" if is_base else Path(path).name, batch_size=conf.batch_size,
                    depth_protocol=conf.depth_protocol, depth_protocols=conf.depth_protocols, baseline=baseline,
                    references=references, examples_per_task=conf.examples_per_task,
@@ -226,9 +231,31 @@ def _evaluate(conf: EvalJobConfig, model: Any, path: str, config: dict[str, Any]
     metrics = dict(ev.run())
     res = ev.result
     res.info.update(checkpoint=str(path), step=checkpoint_step(path, config), steps=conf.steps,
-                    guidance=conf.guidance, seed=conf.seed, model=config.get("model"),
+                    guidance=conf.guidance, vision_steps=sampling(conf, "depth")[0],
+                    vision_guidance=sampling(conf, "depth")[1], seed=conf.seed, model=config.get("model"),
                     role="base" if is_base else "checkpoint", trained_tasks=trained_tasks(config))
     return res, len(metrics)
+
+
+def sampling(conf: EvalJobConfig, task: str) -> tuple[int, float]:
+    """(steps, guidance) for samples of `task`: vision tasks may have their own."""
+    if TASK_GROUPS.get(task) == "vision":
+        return (conf.vision_steps or conf.steps,
+                conf.guidance if conf.vision_guidance is None else conf.vision_guidance)
+    return conf.steps, conf.guidance
+
+
+def predict_by_group(predictor: Callable, model: Any, batch: list, conf: EvalJobConfig) -> list:
+    """Predictions for `batch`, each sample sampled with its task's (steps, guidance); one call when all agree."""
+    groups: dict[tuple[int, float], list[int]] = {}
+    for i, s in enumerate(batch):
+        groups.setdefault(sampling(conf, s.task), []).append(i)
+    out: list = [None] * len(batch)
+    for (steps, guidance), idx in groups.items():
+        preds = predictor(model, [batch[i] for i in idx], steps, guidance, conf.seed, conf.batch_size)
+        for i, pred in zip(idx, preds):
+            out[i] = pred
+    return out
 
 
 def _add_flow_losses(res: EvalResult, losses: dict[str, float]) -> None:

@@ -6,6 +6,10 @@
   itself, and labeled so): the mean depth, the mean normal, the majority class, one instance
   covering the image, the whole image as the referred mask, the mean color for text-to-image,
   and the unedited input for editing. A model that does not beat it has learned nothing usable.
+- pixel_baseline: the same fit, per pixel where the image layout carries information: the
+  per-pixel median training depth and the per-pixel mean training normal (they know "floor
+  below, far above" without looking at the image); the constant answer for the other tasks. A
+  model that cannot beat it has not learned to look at the image.
 
 Both are plain predict functions (list[TaskSample] -> list[uint8 image]) so they run through
 exactly the path a model's predictions take.
@@ -13,18 +17,24 @@ exactly the path a model's predictions take.
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
 
+from encode.resize import resize_values_nearest
 from encode.sample import TaskSample
 from evals.failure import EvalFailure
 from evals.scoring import RAW_KEY, codec_of
 
 # Depths beyond this are "far" rather than measured and would dominate a mean (sky is +inf anyway).
 BASELINE_MAX_DEPTH = 200.0
+# Training maps kept per task for the per-pixel statistics (a median needs them all): 512 maps of
+# 256 x 256 float32 depth are 134 MB; beyond that the statistic is settled anyway.
+PIXEL_MAPS = 512
+PIXEL_TASKS = ("depth", "normals")
 
 
 def oracle_predict(samples: list[TaskSample]) -> list[np.ndarray]:
@@ -58,6 +68,8 @@ class Baseline:
     def __init__(self, origin: str) -> None:
         self.origin = origin  # where the statistics come from, shown in the report
         self.stats: dict[tuple[str, str], _Acc] = defaultdict(_Acc)
+        self.maps: dict[str, list[np.ndarray]] = defaultdict(list)  # task -> training maps (per-pixel stats)
+        self._pixel: dict[str, np.ndarray] = {}
 
     @classmethod
     def fit(cls, samples: Iterable[TaskSample], origin: str) -> "Baseline":
@@ -65,7 +77,17 @@ class Baseline:
         for s in samples:
             for src in (s.meta.get("source", "unknown"), "*"):
                 self._add(self.stats[(s.task, src)], s)
+            self._add_map(s)
         return self
+
+    def _add_map(self, s: TaskSample) -> None:
+        """Keep the sample's truth map for the per-pixel statistics (resized to the first map's size)."""
+        maps = self.maps[s.task] if s.task in PIXEL_TASKS else None
+        if maps is None or len(maps) >= PIXEL_MAPS or (v := _values(s)) is None:
+            return
+        if maps and v.shape[:2] != maps[0].shape[:2]:
+            v = resize_values_nearest(v, maps[0].shape[:2])
+        maps.append(np.asarray(v, np.float32))
 
     def _add(self, acc: _Acc, s: TaskSample) -> None:
         if s.task == "t2i":
@@ -133,10 +155,44 @@ class Baseline:
         raise ValueError(f"Baseline: no baseline for task {s.task!r}")
 
     def predict(self, samples: list[TaskSample]) -> list[np.ndarray]:
+        return self._each(self.predict_one, samples)
+
+    def predict_pixel(self, samples: list[TaskSample]) -> list[np.ndarray]:
+        """The per-pixel baseline: median depth / mean normal per pixel, else the constant answer."""
+        return self._each(self.predict_pixel_one, samples)
+
+    def _each(self, fn, samples: list[TaskSample]) -> list[np.ndarray]:
         out = []
         for s in samples:
             try:
-                out.append(self.predict_one(s))
+                out.append(fn(s))
             except EvalFailure:
                 out.append(None)  # e.g. no codec spec: the scorer records the same failure for this sample
         return out
+
+    def predict_pixel_one(self, s: TaskSample) -> np.ndarray:
+        stat = self.pixel_statistic(s.task)
+        if stat is None:
+            return self.predict_one(s)
+        h, w = s.target.shape[:2]
+        if stat.shape[:2] != (h, w):
+            stat = resize_values_nearest(stat, (h, w))
+        return codec_of(s).encode(stat)
+
+    def pixel_statistic(self, task: str) -> np.ndarray | None:
+        """(H, W) median training depth or (H, W, 3) mean training normal; None without training maps."""
+        if task not in self._pixel and self.maps.get(task):
+            self._pixel[task] = _pixel_statistic(task, np.stack(self.maps[task]))
+        return self._pixel.get(task)
+
+
+def _pixel_statistic(task: str, maps: np.ndarray) -> np.ndarray:
+    """Per-pixel median depth (NaN ignored; +inf counts as far) or normalized mean normal (invalid ignored)."""
+    if task == "depth":
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: NaN, scored as invalid truth
+            return np.nanmedian(maps, axis=0).astype(np.float32)
+    total = np.nansum(np.where(np.isfinite(maps).all(-1, keepdims=True), maps, 0.0), axis=0)
+    norm = np.linalg.norm(total, axis=-1, keepdims=True)
+    mean = np.where(norm > 1e-6, total / np.maximum(norm, 1e-12), np.array([0.0, 0.0, -1.0]))
+    return mean.astype(np.float32)

@@ -43,7 +43,8 @@ COLUMNS = {
     "t2i": ["feature_distance", "frechet_feature"],
     "edit": ["ssim", "psnr", "feature_distance", "frechet_feature"],
 }
-COLORS = {"oracle": "#2ca02c", "baseline": "#7f7f7f"}
+COLORS = {"oracle": "#2ca02c", "baseline": "#7f7f7f", "pixel_baseline": "#a0522d"}
+REFERENCES = tuple(COLORS)  # the reference rows of every table and chart
 MODEL_COLORS = ["#1f77b4", "#ff7f0e", "#9467bd", "#d62728", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 
 
@@ -79,7 +80,7 @@ def _rows(results: Sequence[EvalResult], task: str) -> list[tuple[str, str, dict
             m = r.metrics.get("model", {}).get(task, {}).get(src)
             if m is not None:
                 rows.append((r.name, src, m))
-        for pname in ("oracle", "baseline"):
+        for pname in REFERENCES:
             m = ref.metrics.get(pname, {}).get(task, {}).get(src)
             if m is not None:
                 rows.append((pname, src, m))
@@ -120,7 +121,7 @@ def headline_chart(results: Sequence[EvalResult], task: str) -> str:
 
 def histogram_chart(results: Sequence[EvalResult], task: str) -> str | None:
     series = [(r.name, r.histograms.get("model", {}).get(task)) for r in results]
-    series += [(p, results[0].histograms.get(p, {}).get(task)) for p in ("oracle", "baseline")]
+    series += [(p, results[0].histograms.get(p, {}).get(task)) for p in REFERENCES]
     series = [(name, h) for name, h in series if h]
     if not series:
         return None
@@ -183,7 +184,7 @@ def step_chart(results: Sequence[EvalResult]) -> str | None:
         steps = [s for s, _ in pts]
         vals = [r.metrics["model"].get(task, {}).get(ALL, {}).get(metric, np.nan) for _, r in pts]
         ax.plot(steps, vals, "o-", color=MODEL_COLORS[0], label="model")
-        for pname in ("oracle", "baseline"):
+        for pname in REFERENCES:
             v = ref.metrics.get(pname, {}).get(task, {}).get(ALL, {}).get(metric)
             if v is not None and np.isfinite(v):
                 ax.axhline(v, color=COLORS[pname], ls="--", lw=1, label=pname)
@@ -255,7 +256,9 @@ def render_html(results: Sequence[EvalResult], comparison: dict[str, Any] | None
                                                          "guidance", "seed"))) + "</li>" for r in results)
     base = ref.baseline or {}
     parts.append(f"<ul>{info}<li>reference rows: <b>oracle</b> = the ground truth encoded and decoded "
-                 f"(the floor the codec alone imposes); <b>baseline</b> = a constant answer from "
+                 f"(the floor the codec alone imposes); <b>pixel_baseline</b> = the per-pixel median depth and "
+                 f"mean normal of the same data (the constant answer for other tasks); <b>baseline</b> = "
+                 f"a constant answer from "
                  f"{html.escape(str(base.get('origin', '-')))}: "
                  f"{html.escape('; '.join(f'{k}: {v}' for k, v in base.get('predicts', {}).items()))}</li>"
                  f"<li>depth protocols per source: {html.escape(str(ref.protocols or '-'))}</li>"

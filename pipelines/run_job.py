@@ -166,20 +166,32 @@ def run_block(cfg: dict, stage: str) -> dict:
     return {"summary": kind.describe(conf, summary), **kind.facts(conf, summary), "out": block["out"]}
 
 
+# Extra numbers the run summary keeps beside a task's headline metric.
+EXTRA_METRICS = {"depth": ("delta1",)}
+
+
 def headline_metrics(eval_json: str) -> dict[str, Any]:
-    """Task -> headline metric of the newest evaluated checkpoint, from eval.json."""
+    """Task -> headline metrics of the newest evaluated checkpoint, from eval.json, each beside the
+    same metric of the per-pixel and the constant baseline (`<metric>@pixel_baseline`, ...) and
+    the number of scored samples: whether the model learned to look is read off one line."""
     from evals.scoring import HEADLINE
 
     doc = json.loads(Path(eval_json).read_text())
     results = [r for r in doc["results"] if r.get("info", {}).get("role") != "base"]
     if not results:
         return {}
-    metrics = results[-1]["metrics"].get("model", {})
+    refs = doc["results"][0]["metrics"]  # the reference rows are computed once, with the first result
     out = {}
     for task, (metric, _) in HEADLINE.items():
-        value = metrics.get(task, {}).get("all", {}).get(metric)
-        if value is not None:
-            out[task] = {metric: value}
+        model = results[-1]["metrics"].get("model", {}).get(task, {}).get("all")
+        if not model or model.get(metric) is None:
+            continue
+        row = {"n": model.get("n")}
+        for name in (metric, *EXTRA_METRICS.get(task, ())):
+            row[name] = model.get(name)
+            for ref in ("pixel_baseline", "baseline"):
+                row[f"{name}@{ref}"] = refs.get(ref, {}).get(task, {}).get("all", {}).get(name)
+        out[task] = row
     return out
 
 
@@ -223,7 +235,7 @@ def describe(summary: dict) -> str:
     for stage, r in summary["stages"].items():
         lines.append(f"  {stage:<9} {r['wall_s']:7.1f}s  {r.get('out', '')}")
     for task, m in (summary.get("metrics") or {}).items():
-        lines.append("  " + f"{task:<10} " + ", ".join(f"{k} {v:.4g}" for k, v in m.items()))
+        lines.append("  " + f"{task:<10} " + ", ".join(f"{k} {v:.4g}" for k, v in m.items() if v is not None))
     if summary.get("report"):
         lines.append(f"  report: {summary['report']}")
     lines.append(f"  summary: {summary['out']}/run_summary.json")

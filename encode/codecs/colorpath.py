@@ -123,6 +123,11 @@ PATHS: dict[str, ColorPath] = {
     # A longer path through the cube's interior: 26 segments, 3,315 steps. Non-adjacent
     # segments are >= 127 apart; the reserved color sits at a cell center, 90 from the path.
     "snake27": ColorPath(name="snake27", vertices=_snake27(), reserved=(64, 192, 64)),
+    # The "hot" ramp black, red, yellow, white: 3 edges, 765 steps, 766 levels, luminance rising
+    # monotonically along it. Colors of nearby levels average to a color near the average level
+    # (the path never folds back), which is what a generator's blur and uncertainty produce.
+    # The reserved blue is 255 from every edge.
+    "hot": ColorPath(name="hot", vertices=(_BLACK, (255, 0, 0), (255, 255, 0), _WHITE), reserved=(0, 0, 255)),
 }
 
 

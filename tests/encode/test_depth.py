@@ -140,3 +140,32 @@ def test_bad_params():
         codecs.get("depth", scale=-1.0)
     with pytest.raises(ValueError, match="color path"):
         codecs.get("depth", path="spiral")
+
+
+def _mixed_decode(codec, rng, ratio: float, n: int = 20000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Depth pairs a factor `ratio` apart (0.3-80 m), their colors averaged (what a generator's blur or
+    uncertainty produces), decoded. Returns (d1, d2, decoded)."""
+    d1 = np.exp(rng.uniform(np.log(0.3), np.log(80.0 / ratio), n)).astype(np.float32)
+    d2 = (d1 * ratio).astype(np.float32)
+    mix = (codec.encode(d1[None]).astype(np.float32) + codec.encode(d2[None]).astype(np.float32)) / 2
+    return d1, d2, codec.decode(np.rint(mix).astype(np.uint8))[0]
+
+
+def test_hot_ramp_round_trips_within_its_bound():
+    hot = codecs.get("depth", preset="hot")
+    assert hot.levels == 766 and PATHS["hot"].min_distance_to(PATHS["hot"].reserved) == 255
+    d = _dense(0.1, 200.0)
+    back = hot.decode(png_roundtrip(hot.encode(d)))
+    assert np.abs(back.astype(np.float64) / d - 1).max() <= relative_error_bound(hot, 0.1, 200.0) + 1e-6 <= 0.012
+
+
+def test_averaged_colors_stay_between_their_depths_on_the_monotone_ramp_only():
+    """The learnability property: the average of two ramp colors decodes between the two depths,
+    while folded paths send a quarter of such averages to an unrelated depth (issue 15's measurement)."""
+    rng = np.random.default_rng(0)
+    outside = {}
+    for preset in ("hot", "default", "vb"):
+        d1, d2, back = _mixed_decode(codecs.get("depth", preset=preset), rng, ratio=3.0)
+        outside[preset] = np.mean(~((back >= 0.95 * d1) & (back <= 1.05 * d2)))
+    assert outside["hot"] == 0.0
+    assert outside["default"] > 0.15 and outside["vb"] > 0.15

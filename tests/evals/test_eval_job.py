@@ -48,7 +48,7 @@ def test_eval_writes_json_with_every_task_and_reference_rows(eval_run):
     assert doc["n_samples"] == 14 and len(doc["results"]) == 3
     first, second, base = doc["results"]
     assert [r["info"]["step"] for r in doc["results"]] == [10, 20, 0] and base["name"] == "base"
-    assert set(first["metrics"]) == {"model", "oracle", "baseline"}   # references computed once
+    assert set(first["metrics"]) == {"model", "oracle", "baseline", "pixel_baseline"}   # references computed once
     assert set(second["metrics"]) == {"model"}
     assert set(first["metrics"]["model"]) == {"depth", "normals", "semantic", "instance", "referring", "t2i", "edit"}
     assert first["info"]["prediction_region"] == "center_square"
@@ -105,3 +105,22 @@ def test_config_errors_before_work(eval_shard, capsys):
     assert "matches no shard" in err[1]
     assert "unknown depth protocol 'nyu'" in err[2]
     assert "['denoise'] are not scored tasks" in err[3]
+
+
+def test_vision_tasks_can_sample_with_their_own_steps_and_guidance(samples):
+    """A model trained with p_t_one answers vision tasks in one step; generation keeps its sampler."""
+    from evals.job import EvalJobConfig, predict_by_group
+
+    calls = []
+
+    def predictor(model, batch, steps, guidance, seed, batch_size):
+        calls.append((sorted({s.task for s in batch}), steps, guidance))
+        return [s.target for s in batch]
+
+    conf = EvalJobConfig(checkpoint=("c.pt",), data=("d",), steps=20, guidance=3.0, vision_steps=1, vision_guidance=1.0)
+    preds = predict_by_group(predictor, None, samples, conf)
+    assert [p.tobytes() for p in preds] == [s.target.tobytes() for s in samples]  # each answer at its own sample
+    assert sorted(calls) == [(["depth", "instance", "normals", "referring", "semantic"], 1, 1.0), (["edit", "t2i"], 20, 3.0)]
+    calls.clear()
+    predict_by_group(predictor, None, samples, EvalJobConfig(checkpoint=("c.pt",), data=("d",)))
+    assert len(calls) == 1 and calls[0][1:] == (20, 3.0)  # unset: one call, as before

@@ -1,11 +1,13 @@
 """The evaluator on real eval shards with hand-made predict functions (oracle, noisy, constant, broken)."""
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
 from tests.conftest import add_noise
+from tests.evals.samples import eval_samples
 from evals import Evaluator, oracle_predict
 from evals.scoring import HEADLINE
 
@@ -131,3 +133,24 @@ def test_depth_protocol_from_meta_and_override(samples):
     ev = Evaluator(oracle_predict, depth, depth_protocols={"outdoor": "kitti"})
     dict(ev.run())
     assert ev.result.protocols == {"room": "nyuv2", "outdoor": "kitti"}
+
+
+def test_pixel_baseline_knows_the_layout_but_not_the_image():
+    """Rooms of one layout (floor below, far wall above) with per-scene scale: the per-pixel median
+    depth and mean normal are the layout's, so they beat the constant answers on a new room of that
+    layout, and they are the same whatever the input image says."""
+    from evals.reference import Baseline
+
+    train = [s for s in eval_samples(6) if s.meta["source"] == "room"]
+    base = Baseline.fit(train, origin="three rooms")
+    depths = np.stack([s.raw["depth"] for s in train if s.task == "depth"])
+    np.testing.assert_array_equal(base.pixel_statistic("depth"), np.nanmedian(depths, axis=0).astype(np.float32))
+    normal = base.pixel_statistic("normals")
+    assert normal.shape == (*depths.shape[1:], 3) and np.allclose(np.linalg.norm(normal, axis=-1), 1, atol=1e-5)
+    test = [s for s in eval_samples(8)[-14:] if s.meta["source"] == "room" and s.task in ("depth", "normals")]
+    _, flat = _run(base.predict_pixel, test, baseline=base)
+    assert flat["pixel_baseline/depth/all/abs_rel"] == flat["model/depth/all/abs_rel"]  # the same path, same numbers
+    assert flat["pixel_baseline/depth/all/abs_rel"] < flat["baseline/depth/all/abs_rel"]
+    assert flat["pixel_baseline/normals/all/mean_deg"] < flat["baseline/normals/all/mean_deg"]
+    blind = [dataclasses.replace(s, input=np.zeros_like(s.input), key=s.key + "blind") for s in test]
+    assert [p.tobytes() for p in base.predict_pixel(blind)] == [p.tobytes() for p in base.predict_pixel(test)]

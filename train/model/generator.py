@@ -85,6 +85,8 @@ class GeneratorConfig:
     t_mean: float | None = None      # logit-normal timestep sampling: t = sigmoid(t_mean + t_std * N(0, 1))
     t_std: float = 1.0
     t_eps: float = 0.05              # x-prediction: velocity = (x_t - x) / max(t, t_eps)
+    p_t_one: float = 0.0             # share of training samples at t = 1 (pure noise): the x-prediction is then
+                                     # a regression onto the clean target, what one-step sampling returns (Lotus)
     sample_shift: float | None = None  # sampling grid t -> s t / (1 + (s - 1) t): more steps at high noise
     p_drop_text: float = 0.05        # condition dropout (InstructPix2Pix: 5% text, 5% image, 5% both)
     p_drop_image: float = 0.05
@@ -100,6 +102,8 @@ class GeneratorConfig:
         for name in ("p_drop_text", "p_drop_image", "p_drop_both"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.p_t_one <= 1.0:
+            raise ValueError(f"model.p_t_one must be in [0, 1], got {self.p_t_one}")
 
     def resolved(self) -> "GeneratorConfig":
         preset = {"t_mean": 0.0, "sample_shift": 1.0, **SIZES[self.size]}
@@ -172,6 +176,8 @@ class FlowDiTGenerator(Generator):
         mask = torch.where(drop_text[:, None], mask[-1:], mask[:-1])
         has = has_image.to(dev) & ~drop_image
         t = torch.sigmoid(cfg.t_mean + cfg.t_std * torch.randn(b, generator=generator, device=dev))
+        if cfg.p_t_one:
+            t = torch.where(torch.rand(b, generator=generator, device=dev) < cfg.p_t_one, torch.ones_like(t), t)
         noise = torch.randn(target.shape, generator=generator, device=dev, dtype=target.dtype)
         tb = t[:, None, None, None]
         x_t = (1 - tb) * target + tb * noise
