@@ -44,7 +44,9 @@ class DuplicatePair:
 
     @property
     def kind(self) -> str:
-        return "-".join(sorted((self.a.split, self.b.split), key=("train", "eval").index))
+        # a validation sample is held out as an eval one is: a duplicate of training data leaks the same way
+        sides = ("eval" if it.split == "val" else it.split for it in (self.a, self.b))
+        return "-".join(sorted(sides, key=("train", "eval").index))
 
 
 def items_from_dataset(ds: pads.Dataset) -> list[Item]:

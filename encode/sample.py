@@ -40,7 +40,7 @@ TASK_GROUPS: dict[str, str] = {
     "derain": "restoration",
 }
 TASKS = tuple(TASK_GROUPS)
-SPLITS = ("train", "eval")
+SPLITS = ("train", "val", "eval")
 
 # Raw-target member -> how it is stored (eval shards only).
 RAW_MEMBERS = {"depth.exr": "depth", "normal.exr": "normals", "instance.png": "instance",

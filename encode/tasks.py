@@ -47,6 +47,7 @@ class EncodeSettings:
     resize_mode: str = "crop"           # crop | pad (encode/resize.py)
     random_crop: bool = False
     eval_fraction: float = 0.05         # share of source groups held out for evaluation
+    val_fraction: float = 0.0           # share held out for validation (choosing sampling settings, not scores)
     split_salt: str = "vistune"         # change it to draw a different held-out set
     depth_preset: str = "default"       # depth codec preset: default | vb
     input_format: str = "png"           # png (lossless) | jpg (quality 95)
@@ -57,8 +58,9 @@ class EncodeSettings:
         unknown = sorted(set(self.tasks) - set(TASKS))
         if unknown or not self.tasks:
             raise ValueError(f"encode tasks must be a non-empty subset of {list(TASKS)}, got {list(self.tasks)}")
-        if not 0.0 <= self.eval_fraction < 1.0:
-            raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if not 0.0 <= self.eval_fraction < 1.0 or not 0.0 <= self.val_fraction < 1.0 - self.eval_fraction:
+            raise ValueError(f"eval_fraction and val_fraction must be >= 0 and sum to < 1, got "
+                             f"{self.eval_fraction} and {self.val_fraction}")
         if self.depth_preset not in DEPTH_SCHEMES:
             raise ValueError(f"depth_preset {self.depth_preset!r} not in {sorted(DEPTH_SCHEMES)}")
         if self.input_format not in ("png", "jpg"):
@@ -70,10 +72,11 @@ class EncodeSettings:
         return ResizePolicy(self.size, self.resize_mode, self.random_crop)
 
 
-def split_of(group: str, eval_fraction: float, salt: str) -> str:
-    """'eval' for a deterministic `eval_fraction` of source groups, else 'train'."""
-    h = int.from_bytes(hashlib.sha256(f"{salt}:{group}".encode()).digest()[:8], "big")
-    return "eval" if h / 2.0 ** 64 < eval_fraction else "train"
+def split_of(group: str, eval_fraction: float, salt: str, val_fraction: float = 0.0) -> str:
+    """'eval' for a deterministic `eval_fraction` of source groups, 'val' for the next `val_fraction`,
+    else 'train'. A group's split depends only on its name and the salt, never on the other groups."""
+    h = int.from_bytes(hashlib.sha256(f"{salt}:{group}".encode()).digest()[:8], "big") / 2.0 ** 64
+    return "eval" if h < eval_fraction else "val" if h < eval_fraction + val_fraction else "train"
 
 
 @dataclass
@@ -187,7 +190,8 @@ class TaskBuilder:
         resized = {n: (resize_image(a, geom) if n == "edit" else resize_nearest(a, geom, fills[n]))
                    for n, a in targets.items()}
         return _Source(kind=kind, shard=source_shard, key=key, group=group,
-                       split=split_of(group, self.settings.eval_fraction, self.settings.split_salt), seed=seed,
+                       split=split_of(group, self.settings.eval_fraction, self.settings.split_salt,
+                                      self.settings.val_fraction), seed=seed,
                        meta=meta, rgb=resize_image(rgb, geom), geom=geom, targets=resized,
                        class_names=class_names, K=update_intrinsics(K, geom) if K is not None else None)
 
@@ -209,7 +213,7 @@ class TaskBuilder:
         }
         raw = raw or {}
         sample = TaskSample(key=src.key + key_suffix, task=task, target=target, prompt=prompt, meta=meta, input=inp,
-                            raw=raw if src.split == "eval" else {})
+                            raw=raw if src.split in ("eval", "val") else {})
         row = make_row(task=task, task_group=TASK_GROUPS[task], source=src.kind, source_shard=src.shard,
                        source_key=src.key, source_group=src.group, split=src.split, seed=src.seed,
                        image=inp if inp is not None else target, target=target, codec_spec=codec_spec, prompt=prompt,

@@ -43,9 +43,9 @@ def iter_eval_samples(paths: Iterable[str | os.PathLike], tasks: Sequence[str] |
 
 def load_eval_samples(specs: Sequence[str | os.PathLike], tasks: Sequence[str] | None = None,
                       max_samples: int | None = None, split: str = "eval") -> list[TaskSample]:
-    """The first `max_samples` (all when None) eval-split samples of the shards `specs` name."""
+    """The first `max_samples` (all when None) samples of `split` (held-out ones with their raw truth)."""
     out: list[TaskSample] = []
-    for ts in iter_eval_samples(shard_paths(specs), tasks, with_raw=split == "eval", split=split):
+    for ts in iter_eval_samples(shard_paths(specs), tasks, with_raw=split != "train", split=split):
         out.append(ts)
         if max_samples is not None and len(out) >= max_samples:
             break

@@ -18,7 +18,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -26,10 +26,10 @@ from encode.sample import TASK_GROUPS
 from evals.comparison import compare_generation
 from evals.data import iter_eval_samples, load_eval_samples, shard_paths
 from evals.depth import PROTOCOLS
-from evals.evaluator import EvalResult, Evaluator
+from evals.evaluator import ALL, EvalResult, Evaluator
 from evals.reference import Baseline
 from evals.report import write_report
-from evals.scoring import GENERATION_TASKS, SCORED_TASKS
+from evals.scoring import GENERATION_TASKS, HEADLINE, SCORED_TASKS
 from formats.atomic import atomic_write_text
 
 JSON_VERSION = 1
@@ -51,6 +51,9 @@ class EvalJobConfig:
     guidance: float = 3.0
     vision_steps: int | None = None        # sampling steps for vision tasks (None: `steps`); a model trained
     vision_guidance: float | None = None   # with p_t_one answers them in one step (None: `guidance`)
+    select_steps: tuple[int, ...] = ()     # candidates for each vision task's steps, chosen on the val split
+    select_guidance: tuple[float, ...] = ()  # candidates for its guidance (empty: vision_guidance / guidance)
+    max_val_samples: int = 32              # val-split samples per vision task for the selection
     seed: int = 0
     device: str = "cpu"
     ema: bool = True
@@ -70,6 +73,9 @@ class EvalJobConfig:
         for name in [self.depth_protocol, *self.depth_protocols.values()]:
             if name not in PROTOCOLS:
                 raise ValueError(f"eval: unknown depth protocol {name!r}; known: {sorted(PROTOCOLS)}")
+        if any(n < 1 for n in self.select_steps) or (self.select_guidance and not self.select_steps):
+            raise ValueError(f"eval.select_steps must be >= 1 and given with select_guidance, got "
+                             f"{list(self.select_steps)} and {list(self.select_guidance)}")
         if self.vision_steps is not None and self.vision_steps < 1:
             raise ValueError(f"eval.vision_steps must be >= 1 or null, got {self.vision_steps}")
         if self.batch_size < 1 or self.steps < 1 or self.loss_draws < 0:
@@ -187,12 +193,26 @@ def run_eval(conf: EvalJobConfig, loader: Callable = _default_loader, predictor:
 
 
 def _fit_baseline(conf: EvalJobConfig, samples: list) -> Baseline:
-    """Trivial-predictor statistics from the training shards (at most max_train_samples), else the eval set."""
+    """Trivial-predictor statistics from the training shards (at most max_train_samples per task), else
+    the eval set. Per task: shards are read in task order, and one global cap filled up with the first
+    tasks' samples and left the later ones (normals after depth) unfitted."""
     if not conf.train_data:
         return Baseline.fit(samples, origin="eval set (no training data given)")
-    train = iter_eval_samples(shard_paths(conf.train_data), conf.tasks, with_raw=False, split="train")
-    return Baseline.fit((s for _, s in zip(range(conf.max_train_samples), train)),
-                        origin=f"{conf.max_train_samples} training samples at most of {list(conf.train_data)}")
+    tasks = sorted({s.task for s in samples})
+    train = iter_eval_samples(shard_paths(conf.train_data), tasks, with_raw=False, split="train")
+    return Baseline.fit(_capped_per_task(train, conf.max_train_samples, tasks),
+                        origin=f"{conf.max_train_samples} training samples per task at most of {list(conf.train_data)}")
+
+
+def _capped_per_task(samples: Iterable, cap: int, tasks: list[str]) -> Iterator:
+    """The first `cap` samples of every task; stops reading once every task of `tasks` has them."""
+    seen = dict.fromkeys(tasks, 0)
+    for s in samples:
+        if seen.get(s.task, 0) < cap:
+            seen[s.task] = seen.get(s.task, 0) + 1
+            yield s
+        if all(n >= cap for n in seen.values()):
+            return
 
 
 def _evaluate_all(conf: EvalJobConfig, paths: list[str], samples: list, baseline: Baseline, loader: Callable,
@@ -223,7 +243,8 @@ def _evaluate(conf: EvalJobConfig, model: Any, path: str, config: dict[str, Any]
               samples: list, baseline: Baseline, predictor: Callable) -> tuple[EvalResult, int]:
     """One model's EvalResult (with the oracle / baseline rows when `references`), its info filled
     in, and how many metric numbers it has."""
-    fn = lambda batch: predict_by_group(predictor, model, batch, conf)  # noqa: E731
+    chosen = choose_sampling(conf, model, predictor, baseline)
+    fn = lambda batch: predict_by_group(predictor, model, batch, conf, chosen)  # noqa: E731
     ev = Evaluator(fn, samples, name="base" if is_base else Path(path).name, batch_size=conf.batch_size,
                    depth_protocol=conf.depth_protocol, depth_protocols=conf.depth_protocols, baseline=baseline,
                    references=references, examples_per_task=conf.examples_per_task,
@@ -232,30 +253,69 @@ def _evaluate(conf: EvalJobConfig, model: Any, path: str, config: dict[str, Any]
     res = ev.result
     res.info.update(checkpoint=str(path), step=checkpoint_step(path, config), steps=conf.steps,
                     guidance=conf.guidance, vision_steps=sampling(conf, "depth")[0],
-                    vision_guidance=sampling(conf, "depth")[1], seed=conf.seed, model=config.get("model"),
+                    vision_guidance=sampling(conf, "depth")[1], sampling_chosen_on_val=chosen or None,
+                    seed=conf.seed, model=config.get("model"),
                     role="base" if is_base else "checkpoint", trained_tasks=trained_tasks(config))
     return res, len(metrics)
 
 
-def sampling(conf: EvalJobConfig, task: str) -> tuple[int, float]:
-    """(steps, guidance) for samples of `task`: vision tasks may have their own."""
+def sampling(conf: EvalJobConfig, task: str, chosen: dict | None = None) -> tuple[int, float]:
+    """(steps, guidance) for samples of `task`: chosen on the val split, else the vision or general settings."""
+    if chosen and task in chosen:
+        return tuple(chosen[task])
     if TASK_GROUPS.get(task) == "vision":
         return (conf.vision_steps or conf.steps,
                 conf.guidance if conf.vision_guidance is None else conf.vision_guidance)
     return conf.steps, conf.guidance
 
 
-def predict_by_group(predictor: Callable, model: Any, batch: list, conf: EvalJobConfig) -> list:
+def predict_by_group(predictor: Callable, model: Any, batch: list, conf: EvalJobConfig,
+                     chosen: dict | None = None) -> list:
     """Predictions for `batch`, each sample sampled with its task's (steps, guidance); one call when all agree."""
     groups: dict[tuple[int, float], list[int]] = {}
     for i, s in enumerate(batch):
-        groups.setdefault(sampling(conf, s.task), []).append(i)
+        groups.setdefault(sampling(conf, s.task, chosen), []).append(i)
     out: list = [None] * len(batch)
     for (steps, guidance), idx in groups.items():
         preds = predictor(model, [batch[i] for i in idx], steps, guidance, conf.seed, conf.batch_size)
         for i, pred in zip(idx, preds):
             out[i] = pred
     return out
+
+
+def choose_sampling(conf: EvalJobConfig, model: Any, predictor: Callable, baseline: Baseline,
+                    log: Callable[[str], None] = print) -> dict[str, tuple[int, float]]:
+    """Per vision task, the (steps, guidance) candidate with the best headline metric on the val split.
+
+    Never on the eval split: a setting picked on the samples it is scored on would report the luck
+    of the pick as skill. Empty when no candidates are configured or the data has no val split.
+    """
+    if not conf.select_steps:
+        return {}
+    per_task: dict[str, list] = {}
+    for s in load_eval_samples(conf.data, conf.tasks, None, split="val"):
+        if TASK_GROUPS.get(s.task) == "vision" and len(per_task.setdefault(s.task, [])) < conf.max_val_samples:
+            per_task[s.task].append(s)
+    val = [s for samples in per_task.values() for s in samples]
+    if not val:
+        log("eval: no val-split samples (encode.settings.val_fraction=0): sampling settings not selected")
+        return {}
+    guidances = conf.select_guidance or (sampling(conf, "depth")[1],)
+    scores: dict[str, list[tuple[float, tuple[int, float]]]] = {}
+    for steps in conf.select_steps:
+        for guidance in guidances:
+            fn = lambda b, st=steps, g=guidance: predictor(model, b, st, g, conf.seed, conf.batch_size)  # noqa: E731
+            ev = Evaluator(fn, val, batch_size=conf.batch_size, depth_protocol=conf.depth_protocol,
+                           depth_protocols=conf.depth_protocols, baseline=baseline, references=False)
+            list(ev.run())
+            for task, metrics in ev.result.metrics.get("model", {}).items():
+                metric, lower = HEADLINE[task]
+                value = metrics.get(ALL, {}).get(metric)
+                if value is not None and math.isfinite(value):
+                    scores.setdefault(task, []).append((value if lower else -value, (steps, guidance)))
+    chosen = {task: min(options)[1] for task, options in scores.items()}
+    log(f"eval: sampling chosen on {len(val)} val samples: {chosen}")
+    return chosen
 
 
 def _add_flow_losses(res: EvalResult, losses: dict[str, float]) -> None:

@@ -124,15 +124,27 @@ def _fill_tune(cfg: dict, block: dict, dry: bool) -> dict:
 def _fill_eval(cfg: dict, block: dict, dry: bool) -> dict:
     if dry:
         return {**block, "checkpoint": ["step-00000001.pt"], "base": None}
-    if block.get("checkpoint") in (None, "auto", ["auto"]):
-        tuned = newest_checkpoint(cfg["tune"]["out"]) or newest_checkpoint(cfg["pretrain"]["out"])
-        if tuned is None:
+    if block.get("checkpoint") in (None, "auto", ["auto"], "all", ["all"]):
+        every = block["checkpoint"] in ("all", ["all"])  # every kept tune checkpoint: the learning curve
+        tuned = _tune_checkpoints(cfg, every)
+        if not tuned:
             raise RunError("eval: no checkpoint to evaluate (run the pretrain / tune stages first)")
-        block["checkpoint"] = [tuned]
+        block["checkpoint"] = tuned
     if block.get("base") == "auto":
         base = newest_checkpoint(cfg["pretrain"]["out"])
         block["base"] = base if base and base not in block["checkpoint"] else None
     return block
+
+
+def _tune_checkpoints(cfg: dict, every: bool) -> list[str]:
+    """The tune stage's newest checkpoint (or all it kept, oldest first); the pretrain's without tuning."""
+    from train.checkpoint import list_checkpoints
+
+    for stage in ("tune", "pretrain"):
+        found = [str(p) for p in list_checkpoints(cfg[stage]["out"])]
+        if found:
+            return found if every else found[-1:]
+    return []
 
 
 _FILLS: dict[str, Callable[[dict, dict, bool], dict]] = {

@@ -124,3 +124,33 @@ def test_vision_tasks_can_sample_with_their_own_steps_and_guidance(samples):
     calls.clear()
     predict_by_group(predictor, None, samples, EvalJobConfig(checkpoint=("c.pt",), data=("d",)))
     assert len(calls) == 1 and calls[0][1:] == (20, 3.0)  # unset: one call, as before
+
+
+def test_sampling_is_chosen_per_vision_task_on_the_val_split_never_the_eval_split(tmp_path):
+    """A stand-in predictor answers perfectly only with the candidate that is right for each task:
+    the choice finds it from val samples, and eval-split samples are never looked at while choosing."""
+    import dataclasses
+
+    from evals.job import EvalJobConfig, choose_sampling
+    from evals.reference import Baseline
+    from tests.evals.samples import eval_samples, write_shard
+
+    samples = eval_samples(2)
+    val = [dataclasses.replace(s, key=s.key + "v", meta={**s.meta, "split": "val"}) for s in samples]
+    write_shard(samples + val, tmp_path)
+    right = {"depth": (1, 1.0), "normals": (4, 1.0), "semantic": (1, 3.0)}
+    seen = []
+
+    def predictor(model, batch, steps, guidance, seed, batch_size):
+        seen.extend(s.split for s in batch)
+        return [s.target if right.get(s.task, (1, 1.0)) == (steps, guidance) else np.zeros_like(s.target)
+                for s in batch]
+
+    conf = EvalJobConfig(checkpoint=("c.pt",), data=(str(tmp_path),), select_steps=(1, 4), select_guidance=(1.0, 3.0))
+    chosen = choose_sampling(conf, None, predictor, Baseline.fit(samples, origin="test"), log=lambda _: None)
+    assert {t: chosen[t] for t in right} == right
+    assert set(seen) == {"val"}
+    no_val = EvalJobConfig(checkpoint=("c.pt",), data=(str(tmp_path / "none"),), select_steps=(1, 4))
+    (tmp_path / "none").mkdir()
+    write_shard(samples, tmp_path / "none")
+    assert choose_sampling(no_val, None, predictor, Baseline.fit(samples, origin="test"), log=lambda _: None) == {}

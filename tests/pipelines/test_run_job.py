@@ -98,3 +98,20 @@ def test_sample_photos_list_resolves_from_a_relative_out_dir(tmp_path, monkeypat
     items = read_file_list(str(listing))
     assert len(items) == len(SAMPLE_PHOTOS) and all(Path(p).is_file() for p, _ in items)
     assert all(caption for _, caption in items)
+
+
+def test_eval_scores_the_newest_tune_checkpoint_or_every_kept_one(tmp_path):
+    """`eval.checkpoint: all` scores every checkpoint the tune stage kept, oldest first (the learning
+    curve of the report); `auto` the newest; the pretrain's newest is the base either way."""
+    from pipelines.run_job import _fill_eval
+
+    cfg = {"tune": {"out": str(tmp_path / "tune")}, "pretrain": {"out": str(tmp_path / "pre")}}
+    for out, steps in (("tune", (2000, 1000, 3000)), ("pre", (500,))):
+        (tmp_path / out / "checkpoints").mkdir(parents=True)
+        for step in steps:
+            (tmp_path / out / "checkpoints" / f"step-{step:08d}.pt").write_bytes(b"")
+    every = _fill_eval(cfg, {"checkpoint": "all", "base": "auto"}, dry=False)
+    assert [Path(p).name for p in every["checkpoint"]] == [f"step-0000{s}.pt" for s in (1000, 2000, 3000)]
+    assert Path(every["base"]).name == "step-00000500.pt"
+    newest = _fill_eval(cfg, {"checkpoint": "auto", "base": None}, dry=False)
+    assert [Path(p).name for p in newest["checkpoint"]] == ["step-00003000.pt"]
