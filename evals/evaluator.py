@@ -90,7 +90,8 @@ class Evaluator:
         self.protocols = {src: depth_m.get_protocol(p) for src, p in (depth_protocols or {}).items()}
         train = [s.key for s in samples if s.split not in ("eval", "val")]  # both are held out from training
         if train:
-            raise ValueError(f"Evaluator: {len(train)} samples are not from the eval split or the val split (e.g. {train[0]!r}); "
+            raise ValueError(f"Evaluator: {len(train)} samples are not from the eval split or the val split "
+                             f"(e.g. {train[0]!r}); "
                              "scoring training data would report memorization as skill")
         self.samples = [s for s in samples if s.task in SCORED_TASKS]
         self.skipped: dict[str, int] = {}
