@@ -221,11 +221,13 @@ def _evaluate_all(conf: EvalJobConfig, paths: list[str], samples: list, baseline
     configs: dict[str, dict[str, Any]] = {}
     results: list[EvalResult] = []
     base_result: EvalResult | None = None
+    val = validation_samples(conf)  # decoded once, shared by every checkpoint's sampling choice
     for i, path in enumerate(paths):
         model, configs[path] = loader(path, conf.device, conf.ema)
         check_same_model(configs)
         is_base = conf.base is not None and i == len(paths) - 1
-        res, n_numbers = _evaluate(conf, model, path, configs[path], is_base, i == 0, samples, baseline, predictor)
+        res, n_numbers = _evaluate(conf, model, path, configs[path], is_base, i == 0, samples, baseline, predictor,
+                                   val)
         # the held-out flow loss only feeds the tuned-vs-base comparison: the last checkpoint and the base
         if conf.loss_draws and conf.base and (is_base or i == len(conf.checkpoint) - 1):
             _add_flow_losses(res, flow_losses(model, samples, conf.seed, conf.loss_draws, conf.batch_size))
@@ -240,10 +242,10 @@ def _evaluate_all(conf: EvalJobConfig, paths: list[str], samples: list, baseline
 
 
 def _evaluate(conf: EvalJobConfig, model: Any, path: str, config: dict[str, Any], is_base: bool, references: bool,
-              samples: list, baseline: Baseline, predictor: Callable) -> tuple[EvalResult, int]:
+              samples: list, baseline: Baseline, predictor: Callable, val: list) -> tuple[EvalResult, int]:
     """One model's EvalResult (with the oracle / baseline rows when `references`), its info filled
     in, and how many metric numbers it has."""
-    chosen = choose_sampling(conf, model, predictor, baseline)
+    chosen = choose_sampling(conf, model, predictor, baseline, val=val)
     fn = lambda batch: predict_by_group(predictor, model, batch, conf, chosen)  # noqa: E731
     ev = Evaluator(fn, samples, name="base" if is_base else Path(path).name, batch_size=conf.batch_size,
                    depth_protocol=conf.depth_protocol, depth_protocols=conf.depth_protocols, baseline=baseline,
@@ -283,8 +285,19 @@ def predict_by_group(predictor: Callable, model: Any, batch: list, conf: EvalJob
     return out
 
 
+def validation_samples(conf: EvalJobConfig) -> list:
+    """Up to `max_val_samples` val-split samples of every vision task (read once per eval run)."""
+    if not conf.select_steps:
+        return []
+    per_task: dict[str, list] = {}
+    for s in load_eval_samples(conf.data, conf.tasks, None, split="val"):
+        if TASK_GROUPS.get(s.task) == "vision" and len(per_task.setdefault(s.task, [])) < conf.max_val_samples:
+            per_task[s.task].append(s)
+    return [s for samples in per_task.values() for s in samples]
+
+
 def choose_sampling(conf: EvalJobConfig, model: Any, predictor: Callable, baseline: Baseline,
-                    log: Callable[[str], None] = print) -> dict[str, tuple[int, float]]:
+                    log: Callable[[str], None] = print, val: list | None = None) -> dict[str, tuple[int, float]]:
     """Per vision task, the (steps, guidance) candidate with the best headline metric on the val split.
 
     Never on the eval split: a setting picked on the samples it is scored on would report the luck
@@ -292,11 +305,7 @@ def choose_sampling(conf: EvalJobConfig, model: Any, predictor: Callable, baseli
     """
     if not conf.select_steps:
         return {}
-    per_task: dict[str, list] = {}
-    for s in load_eval_samples(conf.data, conf.tasks, None, split="val"):
-        if TASK_GROUPS.get(s.task) == "vision" and len(per_task.setdefault(s.task, [])) < conf.max_val_samples:
-            per_task[s.task].append(s)
-    val = [s for samples in per_task.values() for s in samples]
+    val = validation_samples(conf) if val is None else val
     if not val:
         log("eval: no val-split samples (encode.settings.val_fraction=0): sampling settings not selected")
         return {}
