@@ -38,12 +38,3 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write utf-8 `text` to `path` atomically. Returns the path."""
     return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def replace_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """Rename `src` over `dst` (same directory: atomic on POSIX and on the shared filesystems we support).
-
-    For writers that must produce the temp file themselves (a tar streamed by tarfile, a Parquet
-    file written by pyarrow); everything else uses `atomic_open`.
-    """
-    os.replace(src, dst)
