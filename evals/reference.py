@@ -75,26 +75,26 @@ class Baseline:
     def fit(cls, samples: Iterable[TaskSample], origin: str) -> "Baseline":
         self = cls(origin)
         for s in samples:
+            v = None if s.task == "t2i" else _values(s)  # decoded once for every statistic of the sample
             for src in (s.meta.get("source", "unknown"), "*"):
-                self._add(self.stats[(s.task, src)], s)
-            self._add_map(s)
+                self._add(self.stats[(s.task, src)], s, v)
+            self._add_map(s, v)
         return self
 
-    def _add_map(self, s: TaskSample) -> None:
-        """Keep the sample's truth map for the per-pixel statistics (resized to the first map's size)."""
+    def _add_map(self, s: TaskSample, v: np.ndarray | None) -> None:
+        """Keep the sample's truth map `v` for the per-pixel statistics (resized to the first map's size)."""
         maps = self.maps[s.task] if s.task in PIXEL_TASKS else None
-        if maps is None or len(maps) >= PIXEL_MAPS or (v := _values(s)) is None:
+        if maps is None or len(maps) >= PIXEL_MAPS or v is None:
             return
         if maps and v.shape[:2] != maps[0].shape[:2]:
             v = resize_values_nearest(v, maps[0].shape[:2])
         maps.append(np.asarray(v, np.float32))
 
-    def _add(self, acc: _Acc, s: TaskSample) -> None:
+    def _add(self, acc: _Acc, s: TaskSample, v: np.ndarray | None) -> None:
         if s.task == "t2i":
             acc.total = acc.total + s.target.reshape(-1, 3).mean(0)
             acc.count += 1
             return
-        v = _values(s)
         if v is None:
             return
         if s.task == "depth":
