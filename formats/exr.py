@@ -56,11 +56,29 @@ def to_bytes(channels: dict[str, np.ndarray], half: bool = False, tmp_dir: str |
         os.unlink(tmp)
 
 
-def from_bytes(data: bytes, tmp_dir: str | None = None) -> dict[str, np.ndarray]:
+def from_bytes(data: bytes, tmp_dir: str | None = None, what: str = "EXR data") -> dict[str, np.ndarray]:
+    """EXR file bytes -> channels by name. Raises ExrError "<what> is not a valid EXR file (...)".
+
+    The binding reads paths only, so the bytes pass through a scratch file; errors name `what`
+    (a shard member, say), never that scratch file.
+    """
     fd, tmp = tempfile.mkstemp(suffix=".exr", dir=tmp_dir or scratch_dir())
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        return read_channels(tmp)
+        channels = read_channels(tmp)
+    except ExrError as err:
+        reason = str(err.__cause__ or err).replace(f" '{tmp}'", "").replace(tmp, "file")
+        raise ExrError(f"{what} is not a valid EXR file ({reason})") from err
     finally:
         os.unlink(tmp)
+    if not channels:  # OpenEXR only warns when a cut-off file's pixel data cannot be read
+        raise ExrError(f"{what} is not a valid EXR file (no readable pixel data: truncated?)")
+    return channels
+
+
+def channel(channels: dict[str, np.ndarray], name: str, what: str = "EXR data") -> np.ndarray:
+    """Channel `name` of `channels`; ExrError naming `what` and the channels there are when it is missing."""
+    if name not in channels:
+        raise ExrError(f"{what} has no channel {name!r} (channels: {sorted(channels)})")
+    return channels[name]

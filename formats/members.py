@@ -99,8 +99,12 @@ def depth_exr_bytes(depth: np.ndarray, tmp_dir: str | None = None) -> bytes:
     return exr.to_bytes({"Z": depth.astype(np.float32)}, tmp_dir=tmp_dir)
 
 
-def read_depth_exr(data: bytes, tmp_dir: str | None = None) -> np.ndarray:
-    return exr.from_bytes(data, tmp_dir)["Z"]
+def read_depth_exr(data: bytes, tmp_dir: str | None = None, what: str = "depth.exr") -> np.ndarray:
+    """Depth EXR bytes -> (H, W) float32. Raises SampleError naming `what` when they are not a depth EXR."""
+    try:
+        return exr.channel(exr.from_bytes(data, tmp_dir, what), "Z", what)
+    except exr.ExrError as err:
+        raise SampleError(str(err)) from err
 
 
 def normals_exr_bytes(normals: np.ndarray, tmp_dir: str | None = None) -> bytes:
@@ -115,9 +119,13 @@ def normals_exr_bytes(normals: np.ndarray, tmp_dir: str | None = None) -> bytes:
     return exr.to_bytes({"X": half[..., 0], "Y": half[..., 1], "Z": half[..., 2]}, half=True, tmp_dir=tmp_dir)
 
 
-def read_normals_exr(data: bytes, tmp_dir: str | None = None) -> np.ndarray:
-    n = exr.from_bytes(data, tmp_dir)
-    return np.stack([n["X"], n["Y"], n["Z"]], axis=-1).astype(np.float32)
+def read_normals_exr(data: bytes, tmp_dir: str | None = None, what: str = "normal.exr") -> np.ndarray:
+    """Normals EXR bytes -> (H, W, 3) float32. Raises SampleError naming `what` when they are not a normals EXR."""
+    try:
+        n = exr.from_bytes(data, tmp_dir, what)
+        return np.stack([exr.channel(n, c, what) for c in "XYZ"], axis=-1).astype(np.float32)
+    except exr.ExrError as err:
+        raise SampleError(str(err)) from err
 
 
 def json_bytes(obj: dict[str, Any]) -> bytes:

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from formats.members import (depth_exr_bytes, json_bytes, normals_exr_bytes, png_bytes, read_depth_exr, read_ids,
-                             read_json, read_normals_exr, read_rgb)
+from formats.members import (SampleError, depth_exr_bytes, json_bytes, normals_exr_bytes, png_bytes, read_depth_exr,
+                             read_ids, read_json, read_normals_exr, read_rgb)
 
 RAW_FORMAT_VERSION = 1
+MEMBERS = ("depth.exr", "normal.exr", "instance.png", "semantic.png", "json")  # rgb.png is optional (render.rgb)
 
 
 @dataclass
@@ -44,11 +45,17 @@ def to_files(depth: np.ndarray, normals: np.ndarray, instance: np.ndarray, seman
 
 
 def from_sample(sample: dict[str, Any], tmp_dir: str | None = None) -> RawRender:
-    """Decode a webdataset-style sample dict (bytes per extension) back to arrays."""
+    """Decode a webdataset-style sample dict (bytes per extension) back to arrays.
+
+    Raises SampleError naming the sample key and the member that is missing or undecodable.
+    """
     key = sample.get("__key__", "?")
+    missing = [m for m in MEMBERS if m not in sample]
+    if missing:
+        raise SampleError(f"sample {key!r} lacks member(s) {missing} (has {sorted(k for k in sample if k[:2] != '__')})")
     meta = read_json(sample["json"], f"{key}.json")
-    depth = read_depth_exr(sample["depth.exr"], tmp_dir)
-    normals = read_normals_exr(sample["normal.exr"], tmp_dir)
+    depth = read_depth_exr(sample["depth.exr"], tmp_dir, f"sample {key!r} member 'depth.exr'")
+    normals = read_normals_exr(sample["normal.exr"], tmp_dir, f"sample {key!r} member 'normal.exr'")
     rgb = read_rgb(sample["rgb.png"], f"{key}.rgb.png") if "rgb.png" in sample else None
     return RawRender(depth, normals, read_ids(sample["instance.png"], f"{key}.instance.png"),
                      read_ids(sample["semantic.png"], f"{key}.semantic.png"), meta, rgb)
