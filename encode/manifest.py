@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 from PIL import Image
 from scipy import fft
 
@@ -84,7 +85,7 @@ def target_stats(task: str, raw: dict[str, np.ndarray], target_rgb: np.ndarray) 
     if task == "depth":
         d = raw["depth"]
         finite = d[np.isfinite(d) & (d > 0)]
-        valid = float(np.mean(np.isfinite(d) | (d == np.inf)))
+        valid = float(np.mean(d > 0))  # positive or +inf (no hit); NaN, zero and negative are invalid
         if finite.size:
             return {"valid_frac": valid, "stat_min": float(finite.min()), "stat_median": float(np.median(finite)),
                     "stat_max": float(finite.max()), "stat_count": int(np.isinf(d).sum())}
@@ -101,6 +102,21 @@ def target_stats(task: str, raw: dict[str, np.ndarray], target_rgb: np.ndarray) 
     lum = target_rgb[::4, ::4].mean(-1)  # a 1/16 subsample: statistics, not pixels
     return {"valid_frac": 1.0, "stat_min": float(lum.min()), "stat_median": float(np.median(lum)),
             "stat_max": float(lum.max())}
+
+
+def impossible_depth(depth: np.ndarray, instance: np.ndarray | None = None) -> dict[str, int]:
+    """Pixels of a raw depth map that no renderer should produce, by kind (only kinds that occur).
+
+    `negative` and `zero` (planar depth is > 0 in front of the camera), `neg_inf`, and
+    `nan_in_object` (NaN where `instance` says an object was hit; NaN elsewhere is the
+    contract's "unknown"). The depth codec draws all of them in its invalid colour, so they are
+    counted here, per sample, to be reported instead of vanishing into "invalid".
+    """
+    counts = {"negative": int(np.count_nonzero((depth < 0) & np.isfinite(depth))),
+              "zero": int(np.count_nonzero(depth == 0)), "neg_inf": int(np.count_nonzero(depth == -np.inf))}
+    if instance is not None and instance.shape == depth.shape:
+        counts["nan_in_object"] = int(np.count_nonzero(np.isnan(depth) & (instance > 0)))
+    return {k: v for k, v in counts.items() if v}
 
 
 def make_row(*, task: str, task_group: str, source: str, source_shard: str, source_key: str, source_group: str,
@@ -151,11 +167,33 @@ def open_dataset(roots: str | Iterable[str]) -> pads.Dataset:
         fs, _ = filesystem_and_path(root)
         children.append(pads.dataset(files, schema=SCHEMA, format="parquet", filesystem=fs))
     ds = children[0] if len(children) == 1 else pads.dataset(children)
-    versions = pc.unique(ds.to_table(columns=["manifest_version"])["manifest_version"]).to_pylist()
-    bad = [v for v in versions if v != MANIFEST_VERSION]
-    if bad:
-        raise ManifestError(f"manifest version(s) {bad} under {roots}; this vistune reads version {MANIFEST_VERSION}")
+    try:
+        versions = pc.unique(ds.to_table(columns=["manifest_version"])["manifest_version"]).to_pylist()
+    except (pa.ArrowException, OSError):  # an unreadable file: find and name it
+        versions = [None]
+    if any(v != MANIFEST_VERSION for v in versions):
+        for child in children:
+            check_versions(child.files, child.filesystem)
+        raise ManifestError(f"manifest version(s) {versions} under {roots}; this vistune reads version "
+                            f"{MANIFEST_VERSION}")  # not reached: check_versions names the file
     return ds
+
+
+def check_versions(files: list[str], fs: pafs.FileSystem) -> None:
+    """Raise ManifestError naming the first of `files` that is not a readable manifest of MANIFEST_VERSION."""
+    for path in files:
+        try:
+            schema = pq.read_schema(path, filesystem=fs)
+            if "manifest_version" not in schema.names:
+                raise ManifestError(f"{path} is not a task-shard manifest (no manifest_version column; a raw "
+                                    f"shard's sidecar?); this vistune reads manifest version {MANIFEST_VERSION}")
+            found = pc.unique(pq.read_table(path, columns=["manifest_version"], filesystem=fs)["manifest_version"])
+        except (pa.ArrowException, OSError) as err:
+            raise ManifestError(f"{path} is not a readable Parquet manifest ({err})") from err
+        bad = [v for v in found.to_pylist() if v != MANIFEST_VERSION]
+        if bad:
+            raise ManifestError(f"{path} has manifest version(s) {bad}; this vistune reads version "
+                                f"{MANIFEST_VERSION} (re-run `vistune encode` into a new `out`)")
 
 
 def filter_expression(filters: dict[str, Any] | None) -> pc.Expression | None:

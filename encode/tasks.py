@@ -27,7 +27,7 @@ import numpy as np
 from encode import codecs
 from encode.codecs.instance import relabel_instances
 from encode.degrade import DEGRADATIONS, degrade
-from encode.manifest import make_row, target_stats
+from encode.manifest import impossible_depth, make_row, target_stats
 from encode.prompts import DEPTH_SCHEMES, make_prompt
 from encode.resize import Geometry, ResizePolicy, plan, resize_image, resize_nearest, update_intrinsics
 from encode.sample import TASK_GROUPS, TASKS, SampleError, TaskSample, read_image
@@ -84,6 +84,7 @@ class Built:
     """Task samples built from one raw sample, with the manifest row of each and skip reasons."""
     samples: list[tuple[TaskSample, dict[str, Any]]] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    impossible_depth: dict[str, int] = field(default_factory=dict)  # see manifest.impossible_depth
 
     def skip(self, task: str, reason: str) -> None:
         k = f"{task}:{reason}"
@@ -105,6 +106,8 @@ class _Source:
     targets: dict[str, np.ndarray]   # resized: depth, normals, semantic, instance, edit
     class_names: list[str]           # id k -> class_names[k - 1]
     K: np.ndarray | None
+    raw_depth: np.ndarray | None = None     # render: depth and instance ids before resizing
+    raw_instance: np.ndarray | None = None
 
 
 # task -> TaskBuilder method yielding (sample, manifest row) pairs of that task from one decoded source
@@ -127,6 +130,8 @@ class TaskBuilder:
         """Task samples of one raw sample. Undecodable members raise SampleError (the job decides)."""
         out = Built()
         src = self._decode(raw, source_shard)
+        if src.kind == "render":
+            out.impossible_depth = impossible_depth(src.raw_depth, src.raw_instance)
         for task in self.settings.tasks:
             if task not in SOURCE_TASKS[src.kind]:
                 continue
@@ -155,6 +160,8 @@ class TaskBuilder:
 
             try:
                 rr = render_raw.from_sample(raw)  # decodes rgb.png too: no second decode below
+            except SampleError:
+                raise  # names the key and the member already
             except Exception as err:
                 raise SampleError(f"raw render sample {key!r}: {err}") from err
             rgb = rr.rgb if rr.rgb is not None else read_image(rgb_bytes, f"{key}.rgb")
@@ -193,7 +200,8 @@ class TaskBuilder:
                        split=split_of(group, self.settings.eval_fraction, self.settings.split_salt,
                                       self.settings.val_fraction), seed=seed,
                        meta=meta, rgb=resize_image(rgb, geom), geom=geom, targets=resized,
-                       class_names=class_names, K=update_intrinsics(K, geom) if K is not None else None)
+                       class_names=class_names, K=update_intrinsics(K, geom) if K is not None else None,
+                       raw_depth=targets.get("depth"), raw_instance=targets.get("instance"))
 
     # ------------------------------------------------------------------ assembly
 

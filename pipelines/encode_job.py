@@ -1,21 +1,26 @@
 """`vistune encode`: raw render / annotate shards -> task shards with Parquet manifests, in parallel.
 
 One input shard is one unit of work, one Ray task (encode/shard.py does the work and says what
-is written, skipped and recorded). This module finds the input shards without a completion
-record, runs them on an actor pool and sums their records.
+is written, skipped and recorded). This module finds the input shards without a standing
+completion record, runs them on an actor pool and sums their records, with the problems that
+the standing records of earlier runs still report.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-from encode.shard import EncodeJobConfig, ShardEncoder, check_unfinished, list_inputs
+from encode.shard import (DONE_DIR, EncodeJobConfig, ShardEncoder, check_unfinished, has_problems, list_inputs,
+                          standing_record)
 from encode.tasks import EncodeSettings
 from formats.config import from_dict
 from formats.shards import ensure_output_dir
 from pipelines.driver import Bar, Pool, drive
+
+MAX_SHOWN = 10  # problem samples named in the printed summary (all are in the summary dict and the records)
 
 
 class EncodeWorker(ShardEncoder):
@@ -26,24 +31,32 @@ class EncodeWorker(ShardEncoder):
 
 
 def run_encode(cfg: EncodeJobConfig, progress: bool = True) -> dict[str, Any]:
-    """Encode every input shard without a completion record, on the current Ray session."""
+    """Encode every input shard without a standing completion record, on the current Ray session.
+
+    The summary counts what this run wrote, and the problems of every input: those found now and
+    those the standing records of earlier runs hold (until their input is repaired and re-encoded).
+    """
     complete, incomplete = list_inputs(cfg.inputs)
     ensure_output_dir(cfg.out)  # an unwritable `out` fails here, not in every worker
     check_unfinished(incomplete, cfg.on_error)
-    todo = cfg.pending(complete)
+    standing = {t: standing_record(cfg.out, t) for t in complete}
+    todo = [t for t in complete if standing[t] is None]
     summary: dict[str, Any] = {"inputs": len(complete), "incomplete_inputs": len(incomplete),
                                "skipped_inputs": len(complete) - len(todo), "encoded_inputs": 0, "samples_in": 0,
-                               "lost": 0, "damaged_inputs": [], "written": Counter(), "skipped_reasons": Counter(),
-                               "out": cfg.out}
+                               "lost": 0, "damaged_inputs": [], "damaged_sidecars": [], "skipped_samples": [],
+                               "impossible_depth": {}, "earlier_problem_inputs": [], "written": Counter(),
+                               "skipped_reasons": Counter(), "out": cfg.out}
+    for tar, rec in standing.items():
+        if rec is not None and has_problems(rec):
+            add_problems(summary, tar, rec)
+            summary["earlier_problem_inputs"].append(tar)
 
     def fold(tar: str, rec: dict) -> int:
         summary["encoded_inputs"] += 0 if rec["skipped"] else 1
         summary["samples_in"] += rec["samples_in"]
-        summary["lost"] += rec["lost"]
-        if rec["error"]:
-            summary["damaged_inputs"].append(tar)
         summary["written"].update(rec["written"])
         summary["skipped_reasons"].update(rec["skipped_reasons"])
+        add_problems(summary, tar, rec)
         return 1
 
     pool = Pool(EncodeWorker, (asdict(cfg.settings), cfg.on_error), "encode_shard", cfg.workers, call_args=(cfg.out,))
@@ -52,6 +65,19 @@ def run_encode(cfg: EncodeJobConfig, progress: bool = True) -> dict[str, Any]:
     summary["written"] = dict(summary["written"])
     summary["skipped_reasons"] = dict(summary["skipped_reasons"])
     return summary
+
+
+def add_problems(summary: dict[str, Any], tar: str, rec: dict) -> None:
+    """Add one input's losses, damage, skipped sample keys and impossible depths to the summary."""
+    summary["lost"] += rec["lost"]
+    if rec.get("error") or rec.get("sidecar_error"):
+        summary["damaged_inputs"].append(tar)
+    if rec.get("sidecar_error"):
+        summary["damaged_sidecars"].append(rec["sidecar_error"])
+    shard = Path(tar).name
+    summary["skipped_samples"] += [f"{shard}:{k['key']} ({k['reason']})" for k in rec.get("skipped_keys", [])]
+    summary["impossible_depth"].update({f"{shard}:{key}": counts
+                                        for key, counts in rec.get("impossible_depth", {}).items()})
 
 
 def config_from_dict(d: dict) -> EncodeJobConfig:
@@ -68,4 +94,20 @@ def describe(summary: dict) -> str:
     if summary["lost"] or summary["incomplete_inputs"]:
         lines.append(f"  LOST: {summary['lost']} samples in damaged inputs {summary['damaged_inputs']}; "
                      f"{summary['incomplete_inputs']} unfinished input shards not encoded")
+    lines += [f"  DAMAGED: {message}; its tar was encoded" for message in summary["damaged_sidecars"]]
+    if summary["skipped_samples"]:
+        lines.append(f"  SKIPPED {len(summary['skipped_samples'])} corrupt samples: "
+                     + "; ".join(summary["skipped_samples"][:MAX_SHOWN]) + _more(summary["skipped_samples"]))
+    if summary["impossible_depth"]:
+        shown = [f"{k} ({', '.join(f'{kind} {n} px' for kind, n in c.items())})"
+                 for k, c in list(summary["impossible_depth"].items())]
+        lines.append(f"  IMPOSSIBLE DEPTH (negative, zero or NaN inside an object; encoded as invalid) in "
+                     f"{len(shown)} samples: " + "; ".join(shown[:MAX_SHOWN]) + _more(shown))
+    if summary["earlier_problem_inputs"]:
+        lines.append(f"  {len(summary['earlier_problem_inputs'])} input shards keep the problems above from an "
+                     f"earlier run: repair them and rerun to encode them again")
     return "\n".join(lines)
+
+
+def _more(items: list) -> str:
+    return f"; ... {len(items) - MAX_SHOWN} more (see {DONE_DIR}/*.json)" if len(items) > MAX_SHOWN else ""
