@@ -60,6 +60,7 @@ class UnitStats:
     written: int = 0
     skipped: Counter = field(default_factory=Counter)
     skipped_items: list[dict[str, Any]] = field(default_factory=list)
+    ignored: Counter = field(default_factory=Counter)  # rejected tar content that is not an image, by reason
     notes: Counter = field(default_factory=Counter)
     candidates: int = 0
     kept: int = 0
@@ -72,9 +73,16 @@ class UnitStats:
         if len(self.skipped_items) < limit:
             self.skipped_items.append({"ref": ref, "reason": reason, "detail": detail})
 
+    def ignore(self, ref: dict[str, Any], reason: str, detail: str, limit: int) -> None:
+        """Count rejected non-image content (not an item: `items` counts images only)."""
+        self.ignored[reason] += 1
+        if len(self.skipped_items) < limit:
+            self.skipped_items.append({"ref": ref, "reason": reason, "detail": detail, "image": False})
+
     def to_dict(self) -> dict[str, Any]:
         return {"items": self.items, "written": self.written, "skipped": dict(sorted(self.skipped.items())),
-                "skipped_items": self.skipped_items, "notes": dict(sorted(self.notes.items())),
+                "skipped_items": self.skipped_items, "ignored": dict(sorted(self.ignored.items())),
+                "notes": dict(sorted(self.notes.items())),
                 "instances": {"candidates": self.candidates, "kept": self.kept,
                               "dropped": dict(sorted(self.dropped.items()))},
                 "referring": self.referring, "timings": {k: round(v, 4) for k, v in sorted(self.timings.items())}}
@@ -110,6 +118,9 @@ def annotate_unit(unit: WorkUnit, labeler: Labeler, settings: AnnotateSettings,
     """Label every usable image of `unit` (see the module docstring); fills `stats` as it goes."""
     batch: list[_Pending] = []
     for pos, item in enumerate(iter_unit(unit, settings.extensions)):
+        if not item.is_image:  # a rejected caption/metadata member: reported, but not an image
+            stats.ignore(item.ref, *item.error, settings.max_logged_skips)
+            continue
         stats.items += 1
         if item.error is not None:
             stats.skip(item.ref, *item.error, settings.max_logged_skips)

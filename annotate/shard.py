@@ -142,7 +142,7 @@ def read_stats(cfg: AnnotateJobConfig, index: int) -> dict[str, Any]:
 def new_totals() -> dict[str, Any]:
     """Job totals with nothing added yet (see add_stats)."""
     return {"items": 0, "written": 0, "referring": 0, "candidates": 0, "kept": 0, "skipped": Counter(),
-            "notes": Counter(), "dropped": Counter(), "timings": Counter()}
+            "ignored": Counter(), "notes": Counter(), "dropped": Counter(), "timings": Counter()}
 
 
 def add_stats(total: dict[str, Any], shard: dict[str, Any]) -> None:
@@ -150,6 +150,7 @@ def add_stats(total: dict[str, Any], shard: dict[str, Any]) -> None:
     for key in ("items", "written", "referring"):
         total[key] += shard.get(key, 0)
     total["skipped"].update(shard.get("skipped", {}))
+    total["ignored"].update(shard.get("ignored", {}))
     total["notes"].update(shard.get("notes", {}))
     inst = shard.get("instances", {})
     total["candidates"] += inst.get("candidates", 0)

@@ -7,7 +7,9 @@ listing, so a rerun over the same input maps the same images to the same shards 
 
 `iter_unit(unit)` yields `SourceItem`s in a fixed order. An item that cannot even be read
 (a missing file, an unsafe tar member, a tar cut off mid-file) is yielded with `error` set, so
-the caller counts it like any other skip; sources never raise for one bad input.
+the caller counts it like any other skip; sources never raise for one bad input. Rejected tar
+content that is not an image (an unsafe `../x.txt` caption member, a caption or metadata
+sample without an image) comes with `is_image` False: it is reported, but not as an image.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class SourceItem:
     meta: dict[str, Any] = field(default_factory=dict)
     ext: str = ""  # the extension the source claims (the decoder sniffs the real format)
     error: tuple[str, str] | None = None  # (reason, detail) when the item cannot be read
+    is_image: bool = True  # False: rejected non-image tar content (counted apart from the images)
 
 
 def detect_kind(source: str) -> str:
@@ -189,21 +192,22 @@ def iter_tar(tar_path: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> I
     """
     from webdataset.tariterators import group_by_keys, tar_file_expander, url_opener
 
-    problems: list[tuple[str, str]] = []
+    problems: list[tuple[str, str, bool]] = []  # (reason, detail, is an image)
     failed = []
 
     def handler(exn: Exception) -> bool:  # webdataset's hook: record and go on with the next member
         # A cut-off tar is reported by the member reader and again by the stream: count it once.
         if not failed:
             failed.append(exn)
-            problems.append(("shard_error", f"{type(exn).__name__}: {str(exn.args[0]) if exn.args else exn}"[:300]))
+            problems.append(("shard_error", f"{type(exn).__name__}: {str(exn.args[0]) if exn.args else exn}"[:300],
+                             True))
         return True
 
     def select(name: str) -> bool:
         try:
             check_member_name(name)
         except ShardError as err:
-            problems.append(("unsafe_member", str(err)))
+            problems.append(("unsafe_member", str(err), name.rsplit(".", 1)[-1].lower() in wanted))
             return False
         return True
 
@@ -216,10 +220,10 @@ def iter_tar(tar_path: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> I
     yield from _drain(problems, tar_path)
 
 
-def _drain(problems: list[tuple[str, str]], tar_path: str) -> Iterator[SourceItem]:
+def _drain(problems: list[tuple[str, str, bool]], tar_path: str) -> Iterator[SourceItem]:
     while problems:
-        reason, detail = problems.pop(0)
-        yield SourceItem({"shard": tar_path}, error=(reason, detail))
+        reason, detail, is_image = problems.pop(0)
+        yield SourceItem({"shard": tar_path}, error=(reason, detail), is_image=is_image)
 
 
 def sample_to_item(sample: dict[str, Any], tar_path: str, extensions: list[str]) -> SourceItem:
@@ -234,5 +238,5 @@ def sample_to_item(sample: dict[str, Any], tar_path: str, extensions: list[str])
     ext = next((e for e in extensions if e in sample), None)
     if ext is None:
         members = sorted(k for k in sample if not k.startswith("__"))
-        return SourceItem(ref, caption=caption, meta=meta, error=("no_image", f"members {members}"))
+        return SourceItem(ref, caption=caption, meta=meta, error=("no_image", f"members {members}"), is_image=False)
     return SourceItem(ref, sample[ext], caption, meta, ext)

@@ -74,7 +74,9 @@ def config_from_dict(d: dict) -> AnnotateJobConfig:
 
 def describe(summary: dict) -> str:
     skipped = ", ".join(f"{k} {v}" for k, v in summary["skipped"].items()) or "none"
+    ignored = ", ".join(f"{k} {v}" for k, v in summary.get("ignored", {}).items())
     return (f"annotate: {summary['written']} of {summary['items']} images labeled ({summary['kept']} instances, "
             f"{summary['referring']} referring expressions) in {summary['shards']} shards "
-            f"({summary['skipped_shards']} already complete), skipped: {skipped}; {summary['wall_s']:.1f} s "
-            f"-> {summary['out']}")
+            f"({summary['skipped_shards']} already complete), skipped: {skipped}"
+            + (f"; rejected tar content that is not an image: {ignored}" if ignored else "")
+            + f"; {summary['wall_s']:.1f} s -> {summary['out']}")
