@@ -234,7 +234,8 @@ class ShardEncoder:
         try:
             return len(read_rows(sidecar)), None
         except (pa.ArrowException, OSError) as err:  # pyarrow: ArrowInvalid for a damaged file
-            message = f"raw shard sidecar {sidecar} is not a readable Parquet file ({err})"
+            reason = str(err).replace(f"Could not open Parquet input source '{sidecar}': ", "")  # no path twice
+            message = f"raw shard sidecar {sidecar} is not a readable Parquet file ({reason})"
             if self.on_error == "raise":
                 raise InputError(message) from err
             log.warning("encode: %s; its tar is encoded, but how many samples it should hold is unknown", message)
