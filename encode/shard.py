@@ -241,7 +241,8 @@ class ShardEncoder:
             log.warning("encode: %s; its tar is encoded, but how many samples it should hold is unknown", message)
             return None, message
 
-    def _encode_into(self, tar: str, writers: TaskWriters, found: Found, expected: int | None) -> tuple[int, str | None]:
+    def _encode_into(self, tar: str, writers: TaskWriters, found: Found,
+                     expected: int | None) -> tuple[int, str | None]:
         """Encode every readable sample of `tar`; (samples read, the damage message of a damaged shard or None)."""
         read = 0
         try:

@@ -52,7 +52,8 @@ def from_sample(sample: dict[str, Any], tmp_dir: str | None = None) -> RawRender
     key = sample.get("__key__", "?")
     missing = [m for m in MEMBERS if m not in sample]
     if missing:
-        raise SampleError(f"sample {key!r} lacks member(s) {missing} (has {sorted(k for k in sample if k[:2] != '__')})")
+        present = sorted(k for k in sample if not k.startswith("__"))
+        raise SampleError(f"sample {key!r} lacks member(s) {missing} (has {present})")
     meta = read_json(sample["json"], f"{key}.json")
     depth = read_depth_exr(sample["depth.exr"], tmp_dir, f"sample {key!r} member 'depth.exr'")
     normals = read_normals_exr(sample["normal.exr"], tmp_dir, f"sample {key!r} member 'normal.exr'")
