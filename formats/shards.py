@@ -5,11 +5,17 @@ sample). `ShardWriter` writes both under temp names and renames the tar first an
 last, so a shard is complete exactly when its Parquet file exists: a rerun skips complete
 shards and redoes anything else. Members are `<key>.<ext>` (webdataset's convention: the key
 has no dots; the extension may, e.g. `rgb.png`).
+
+One writer per shard at a time: a writer holds the shard's lock (`ShardPaths.lock`, an `flock`ed
+`.<prefix>-<index:06d>.lock` beside it) from its first temp file to its last rename. A rerun that
+starts while a worker of a killed run still writes the same shard waits for it, then finds the
+shard complete, instead of racing it over the same names.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import os
 import re
@@ -21,6 +27,8 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from formats.atomic import temp_file
 
 _KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
 _EXT = re.compile(r"^[A-Za-z0-9_\-.]+$")
@@ -43,6 +51,38 @@ class ShardPaths:
     def complete(self) -> bool:
         return self.parquet.exists() and self.tar.exists()
 
+    @contextlib.contextmanager
+    def lock(self, wait: bool = True) -> Iterator[None]:
+        """Hold this shard's writer lock for the block (waits while another process holds it; with
+        `wait=False` raises BlockingIOError instead).
+
+        Re-entrant within a process. The kernel drops the lock when its holder dies, so a killed
+        writer never blocks the shard; the lock file is removed when the last holder leaves.
+        """
+        lock_path = self.tar.with_name(f".{self.tar.stem}.lock")
+        if lock_path in _HELD:
+            yield
+            return
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = _acquire(lock_path, wait)
+        _HELD.add(lock_path)
+        try:
+            yield
+        finally:
+            _HELD.discard(lock_path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock_path)  # before unlocking: a waiter then sees a stale inode and retries
+            os.close(fd)
+
+    def clean_up_after_dead_writers(self) -> int:
+        """Remove the temp and lock files a killed writer left, unless a live writer holds the shard
+        (e.g. after a cancelled job, once its workers are gone). Returns the temp files removed."""
+        try:
+            with self.lock(wait=False):
+                return self.remove_stale_temps()
+        except BlockingIOError:
+            return 0
+
     def remove_stale_temps(self) -> int:
         """Delete temp files an earlier, killed writer of this shard left behind. Returns the count."""
         stale = [p for name in (self.tar.name, self.parquet.name) for p in self.tar.parent.glob(f".{name}.*.tmp")]
@@ -50,6 +90,28 @@ class ShardPaths:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
         return len(stale)
+
+
+_HELD: set[Path] = set()  # shard locks this process holds
+
+
+def _acquire(lock_path: Path, wait: bool = True) -> int:
+    """An fd holding an exclusive flock on `lock_path`, the file that is at that path now.
+
+    A holder removes the file before it unlocks, so a lock won on a file that is no longer at
+    `lock_path` is stale: retry on the new file."""
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_ino == os.stat(lock_path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
 
 
 def ensure_output_dir(path: str | os.PathLike, key: str = "out") -> Path:
@@ -72,15 +134,22 @@ def ensure_output_dir(path: str | os.PathLike, key: str = "out") -> Path:
 class ShardWriter:
     """Collect samples in a temp tar; `commit()` publishes tar + Parquet atomically.
 
-    Use as a context manager: leaving the block with an exception removes the temp files.
+    Use as a context manager: leaving the block with an exception removes the temp files. The
+    writer holds the shard's lock (`ShardPaths.lock`) from construction to commit or abort, and
+    removes temp files that dead writers of the shard left.
     """
 
     def __init__(self, paths: ShardPaths, schema: pa.Schema | None = None) -> None:
         self.paths = paths
         self.schema = schema  # fixed Parquet schema (manifests); None: inferred from the rows
-        paths.tar.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{paths.tar.name}.", suffix=".tmp", dir=paths.tar.parent)
-        self._tmp_tar = Path(tmp)
+        self._lock = contextlib.ExitStack()
+        self._lock.enter_context(paths.lock())
+        try:
+            paths.remove_stale_temps()  # under the lock: no live writer of this shard has temp files
+            fd, self._tmp_tar = temp_file(paths.tar)
+        except BaseException:
+            self._lock.close()
+            raise
         self._file = os.fdopen(fd, "wb")
         self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
         self._rows: list[dict[str, Any]] = []
@@ -130,8 +199,7 @@ class ShardWriter:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-            fd, tmp_pq = tempfile.mkstemp(prefix=f".{self.paths.parquet.name}.", suffix=".tmp",
-                                          dir=self.paths.parquet.parent)
+            fd, tmp_pq = temp_file(self.paths.parquet)
             os.close(fd)
             pq.write_table(pa.Table.from_pylist(self._rows, schema=self.schema), tmp_pq)
             os.replace(self._tmp_tar, self.paths.tar)
@@ -144,15 +212,18 @@ class ShardWriter:
                     os.unlink(path)
             self.abort()
             raise
+        self._lock.close()
         return len(self._rows)
 
     def abort(self) -> None:
+        """Drop the temp files and release the shard's lock (idempotent)."""
         with contextlib.suppress(Exception):
             self._tar.close()
         with contextlib.suppress(Exception):
             self._file.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._tmp_tar)
+        self._lock.close()
 
 
 def check_member_name(name: str) -> None:

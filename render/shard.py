@@ -100,13 +100,14 @@ class RenderedScene:
 def render_shard(renderer, settings: RenderSettings, cfg: RenderJobConfig, shard: int) -> dict[str, Any]:
     """Render and write shard `shard` of `cfg` (or skip it if complete); returns its stats."""
     paths = cfg.paths(shard)
-    if paths.complete():
-        return {"shard": shard, "skipped": True, "scenes": len(cfg.shard_scenes(shard))}
-    t0, started = time.perf_counter(), time.time()
-    paths.remove_stale_temps()  # left by a worker killed mid-shard; this shard is redone whole
-    with ShardWriter(paths) as writer:
-        cycles_s, render_s = _render_into(writer, renderer, settings, cfg, shard)
-        n = writer.commit()
+    # Under the shard's lock: a worker of a killed run still writing this shard finishes (or dies) first.
+    with paths.lock():
+        if paths.complete():
+            return {"shard": shard, "skipped": True, "scenes": len(cfg.shard_scenes(shard))}
+        t0, started = time.perf_counter(), time.time()
+        with ShardWriter(paths) as writer:  # removes temp files a worker killed mid-shard left
+            cycles_s, render_s = _render_into(writer, renderer, settings, cfg, shard)
+            n = writer.commit()
     return {"shard": shard, "skipped": False, "scenes": n, "wall_s": time.perf_counter() - t0, "cycles_s": cycles_s,
             "render_s": render_s, "pid": os.getpid(), "started": started, "ended": time.time()}
 
