@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
+import pickletools
 import random
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -68,15 +71,70 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # pickle / zip errors have many types
-        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {err}") from err
+    state = _torch_load(path, map_location)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a vistune training checkpoint (format {FORMAT!r})")
     if state.get("version") != VERSION:
         raise CheckpointError(f"{str(path)!r} has checkpoint version {state.get('version')}, this code reads {VERSION}")
     return state
+
+
+def _torch_load(path: Path, map_location: str | torch.device) -> Any:
+    """torch.load(weights_only=True), with one line for each way a file that is no checkpoint fails.
+
+    torch.save writes a zip archive; anything else (a text file, an empty or truncated file, a bare
+    pickle) is not a checkpoint, and a pickle that would import or call code is refused by name.
+    """
+    if not zipfile.is_zipfile(path):
+        code = _pickle_code(path)
+        if code:
+            raise CheckpointError(f"refused checkpoint {str(path)!r}: it is a pickle that would run code on "
+                                  f"load ({code}); only torch.save archives of tensors and plain data are read")
+        raise CheckpointError(f"{str(path)!r} is not a checkpoint: not a torch.save archive "
+                              f"(empty, truncated, text or another format)")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if str(err).startswith("Weights only load failed"):
+            raise CheckpointError(f"refused checkpoint {str(path)!r}: it holds Python objects that would run code "
+                                  f"on load ({_weights_only_reason(err)}); only tensors and plain data are read") from None
+        raise CheckpointError(f"{str(path)!r} is not a checkpoint: {_first_line(err)}") from None
+    except Exception as err:  # zip / storage errors have many types
+        raise CheckpointError(f"{str(path)!r} is not a checkpoint: corrupt or truncated torch archive "
+                              f"({_first_line(err)})") from None
+
+
+def _pickle_code(path: Path) -> str | None:
+    """The first import a bare pickle file would run (`posix.system`), read without unpickling it;
+    None when the file is no well-formed binary pickle, or one that imports nothing."""
+    found, strings = None, []
+    try:
+        with open(path, "rb") as f:
+            if f.read(1) != b"\x80":  # PROTO: every pickle of protocol 2 and later starts with it
+                return None
+            f.seek(0)
+            for op, arg, _ in pickletools.genops(f):  # parses opcodes; nothing is imported or called
+                if isinstance(arg, str):
+                    strings = (strings + [arg])[-2:]
+                if found is None and op.name in ("GLOBAL", "INST"):
+                    found = str(arg).replace(" ", ".")
+                elif found is None and op.name == "STACK_GLOBAL":
+                    found = ".".join(strings) or "STACK_GLOBAL"
+    except Exception:  # not a pickle after all: genops stops at the first bad opcode
+        return None
+    return found
+
+
+def _weights_only_reason(err: Exception) -> str:
+    """torch's own reason among its paragraphs of advice (`Unsupported global: GLOBAL posix.system ...`)."""
+    lines = [ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()]
+    reasons = [ln for ln in lines if not ln.startswith(("Please file an issue", "Check the documentation"))]
+    return reasons[0].rstrip(".") if reasons else "unsupported pickle content"
+
+
+def _first_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], what: str) -> None:

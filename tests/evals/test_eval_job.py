@@ -92,7 +92,7 @@ def test_checkpoint_of_another_config_is_a_clear_error(checkpoints, eval_shard, 
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     assert cli.main(["eval", f"checkpoint={junk}", f"data={eval_shard}", f"out={tmp_path}"]) == 2
-    assert "cannot read checkpoint" in capsys.readouterr().err
+    assert "is not a checkpoint: not a torch.save archive" in capsys.readouterr().err
 
 
 def test_config_errors_before_work(eval_shard, capsys):
