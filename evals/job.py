@@ -31,6 +31,7 @@ from evals.reference import Baseline
 from evals.report import write_report
 from evals.scoring import GENERATION_TASKS, HEADLINE, SCORED_TASKS
 from formats.atomic import atomic_write_text
+from train.threads import use_cpu_threads
 
 JSON_VERSION = 1
 _STEP = re.compile(r"step[-_]?(\d+)")
@@ -61,8 +62,11 @@ class EvalJobConfig:
     depth_protocols: dict[str, str] = field(default_factory=dict)  # source -> protocol (overrides)
     loss_draws: int = 4                    # flow-loss noise draws per generation sample; 0 disables
     examples_per_task: int = 4
+    threads: int = 0                       # torch CPU threads (0: the CPUs this process is given)
 
     def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ValueError(f"eval.threads must be >= 0 (0: the CPUs this process is given), got {self.threads}")
         if not self.checkpoint:
             raise ValueError("eval: give at least one checkpoint (checkpoint=path or checkpoint=[a,b])")
         if not self.data:
@@ -179,6 +183,7 @@ def run_eval(conf: EvalJobConfig, loader: Callable = _default_loader, predictor:
     checkpoint readers and `train.predict.predict` (tests inject stand-ins).
     """
     shard_paths(conf.data)  # a typo in data= is reported before any checkpoint is read
+    use_cpu_threads(conf.threads)  # not the machine's cores: see formats/cpus.py
     paths = list(conf.checkpoint) + ([conf.base] if conf.base else [])
     check_same_model({p: config_reader(p) for p in paths})  # before any sampling: a mismatch wastes no GPU hour
     samples = load_eval_samples(conf.data, conf.tasks, conf.max_samples)

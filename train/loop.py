@@ -30,6 +30,7 @@ from train.data import BatchStream, DataConfig, StreamFactory, TaskBatch, check_
 from train.distributed import DistContext
 from train.ema import EMA
 from train.model import Generator, GeneratorConfig
+from train.threads import use_cpu_threads
 
 PRECISIONS = ("auto", "bf16", "fp32")
 INIT_WEIGHTS = ("ema", "model")
@@ -77,8 +78,11 @@ class TrainConfig:
     init_weights: str = "ema"       # which weights of init_from: ema | model
     tensorboard: bool = True
     progress: bool = True
+    threads: int = 0                # torch CPU threads (0: the CPUs this process is given, formats/cpus.py)
 
     def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ValueError(f"train.threads must be >= 0 (0: the CPUs this process is given), got {self.threads}")
         if self.steps < 1 or self.grad_accum < 1 or self.log_every < 1 or self.ckpt_every < 1:
             raise ValueError(f"train: steps, grad_accum, log_every and ckpt_every must be >= 1, got "
                              f"{self.steps}, {self.grad_accum}, {self.log_every}, {self.ckpt_every}")
@@ -173,6 +177,7 @@ class Trainer:
         self.config = {"model": dataclasses.asdict(self.model_cfg), "train": _plain(dataclasses.asdict(cfg)),
                        "data": data_desc or {}}
         self.out = Path(cfg.out)
+        use_cpu_threads(cfg.threads)  # not the machine's cores: see formats/cpus.py
         torch.manual_seed(cfg.seed)  # the model init; everything after draws from self.noise
         self.model: Generator = self.model_cfg.build()
         self.resumed_from = self._resume_path()
