@@ -9,12 +9,16 @@ module composes the config, turns config mistakes into one stderr line (exit cod
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
-from typing import Any
+import threading
+from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
 from formats.config import ConfigError
+from formats.cpus import passive_omp_wait
 from pipelines.stages import STAGES, run_stage
 
 __all__ = ["ConfigError", "STAGES", "check_value_types", "compose", "main"]
@@ -102,8 +106,38 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+_signals: list[int] = []  # SIGTERMs received during the current main()
+
+
+class Cancelled(KeyboardInterrupt):
+    """SIGTERM, raised where the stage is as a KeyboardInterrupt (what Ray's blocking calls let through), so
+    that it unwinds as Ctrl-C does."""
+
+
+@contextlib.contextmanager
+def _cancel_on_sigterm() -> Iterator[None]:
+    """SIGTERM raises Cancelled for the duration of the block (main thread only: where signals land)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        _signals.append(signum)  # Ray's blocking calls re-raise a plain KeyboardInterrupt: remember which
+        raise Cancelled()
+
+    _signals.clear()
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`vistune <stage> [key=value ...] [--cfg job]`; exit code 2 for a bad config (one stderr line)."""
+    """`vistune <stage> [key=value ...] [--cfg job]`; exit code 2 for a bad config (one stderr line),
+    130 / 143 for a run cancelled with Ctrl-C / SIGTERM (one line: nothing partial is left under a
+    final name, scratch files are removed, a rerun resumes)."""
+    passive_omp_wait()  # before anything imports torch: see formats/cpus.py
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
@@ -124,7 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         if show_cfg:
             print(OmegaConf.to_yaml(cfg, resolve=True), end="")
             return 0
-        run(stage, cfg)
+        with _cancel_on_sigterm():
+            run(stage, cfg)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (Cancelled)
+        how = "SIGTERM" if _signals else "Ctrl-C"
+        print(f"vistune {stage}: cancelled ({how}); completed output is kept, partial output removed; "
+              f"rerun the same command to resume", file=sys.stderr)
+        return 143 if _signals else 130
     except ConfigError as err:
         print(f"vistune {stage}: config error: {err}", file=sys.stderr)
         return 2

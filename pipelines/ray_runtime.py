@@ -1,11 +1,20 @@
-"""Starting or joining Ray from a config: `address: null` embeds a local Ray, `auto` joins a cluster."""
+"""Starting or joining Ray from a config: `address: null` embeds a local Ray, `auto` joins a cluster.
+
+An embedded Ray dies with its driver, however the driver ends (pipelines/ray_reaper.py), and
+its workers' OpenMP threads sleep rather than spin when idle (formats/cpus.py).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import signal
+import threading
 from typing import Iterator
+
+from formats.cpus import WAIT_POLICY
+from pipelines import ray_reaper
 
 
 @contextlib.contextmanager
@@ -16,13 +25,24 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
     if ray.is_initialized():
         yield
         return
-    kwargs = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": True}
+    kwargs = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": True,
+              "runtime_env": {"env_vars": {k: os.environ.get(k, v) for k, v in WAIT_POLICY.items()}}}
+    watchdog = None
     if address is None:
         # the embedded cluster must import this checkout's packages in its workers
         kwargs["num_cpus"] = num_cpus
         os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    ray.init(address=address, **kwargs)
+        watchdog = ray_reaper.watch()
+    sigterm = signal.getsignal(signal.SIGTERM)
     try:
+        try:
+            ray.init(address=address, **kwargs)
+        finally:
+            ray_reaper.untag()  # Ray's own processes are started: later children of the driver are not Ray's
+        if callable(sigterm) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, sigterm)  # ray.init replaced the CLI's clean cancellation with a crash dump
         yield
     finally:
-        ray.shutdown()
+        if ray.is_initialized():
+            ray.shutdown()
+        ray_reaper.close(watchdog)

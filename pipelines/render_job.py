@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 
 from formats.config import from_dict
 from formats.shards import ensure_output_dir
 from pipelines.affinity import claim_cores
 from pipelines.driver import Bar, Pool, drive
+from pipelines.ray_reaper import descendants
+from render.scratch import scratch_directory, sweep_scratch
 from render.settings import RenderSettings
 from render.shard import RenderJobConfig, render_shard
 
@@ -27,12 +30,16 @@ class RenderWorker:
 
     def __init__(self, settings: dict, pin_cores: bool = True) -> None:
         self.settings = RenderSettings(**settings)
-        # Before bpy is imported: Blender sizes its thread pools by the cores it can see.
+        # Before bpy is imported: Blender sizes its thread pools by the cores it can see, and makes
+        # its session temp directory under TMPDIR (here: inside our scratch, swept with it).
         self.cores = claim_cores(self.settings.threads) if pin_cores and self.settings.threads else []
+        scratch = scratch_directory()
+        os.environ["TMPDIR"] = scratch
+        tempfile.tempdir = None  # re-read TMPDIR
 
         from render.blender import BlenderRenderer
 
-        self.renderer = BlenderRenderer(self.settings)
+        self.renderer = BlenderRenderer(self.settings, scratch)
 
     def pid(self) -> int:
         return os.getpid()
@@ -69,8 +76,14 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
                 attempts=MAX_SHARD_ATTEMPTS, describe=lambda shard: f"render shard {shard}")
     done_scenes = cfg.n_scenes - sum(len(cfg.shard_scenes(s)) for s in todo)
     t0_epoch = time.time()
-    summary["workers"], summary["wall_s"] = drive(pool, todo, Bar("render", "scene", cfg.n_scenes, done_scenes,
-                                                                  progress), fold)
+    try:
+        summary["workers"], summary["wall_s"] = drive(pool, todo, Bar("render", "scene", cfg.n_scenes, done_scenes,
+                                                                      progress), fold)
+    except BaseException:  # cancelled (Ctrl-C, SIGTERM) or failed: what the killed workers left goes too
+        sweep_scratch(wait_for=set(descendants(os.getpid())), timeout_s=15)  # waits for local workers to die
+        for shard in todo:
+            cfg.paths(shard).clean_up_after_dead_writers()
+        raise
     # Actor start-up: from job start to each worker's first shard (bpy import, scene setup).
     summary["startup_s"] = sum(t - t0_epoch for t in first_start.values()) / max(len(first_start), 1)
     return summary

@@ -30,6 +30,7 @@ class Stage:
     describe: Callable[[Any, Any], str]           # (job config, summary) -> what `vistune <stage>` prints
     facts: Callable[[Any, Any], dict] = _no_facts  # (job config, summary) -> what run_summary.json keeps
     ray: bool = False                             # runs in a Ray session (`ray.address`, `ray.num_cpus`)
+    outputs: Callable[[Any], dict] = lambda conf: {"out": conf.out}  # job config -> {config key: output dir}
 
 
 def _last(module: str, name: str) -> Callable[..., Any]:
@@ -81,6 +82,11 @@ def _train_facts(job: Any, result: Any) -> dict[str, Any]:
             "checkpoint": newest_checkpoint(job.train.out)}
 
 
+def _mix_outputs(job: Any) -> dict[str, str]:
+    """`mix stats` only prints; resolve and check write under `out`."""
+    return {"out": job.out} if set(job.action) - {"stats"} else {}
+
+
 def _mix_facts(job: Any, results: dict) -> dict[str, Any]:
     resolved = results.get("resolve")
     return {"sources": {s["name"]: s["samples"] for s in resolved["sources"]}} if resolved else {}
@@ -101,7 +107,8 @@ def _eval_facts(conf: Any, summary: dict) -> dict[str, Any]:
 # `vistune <stage>` -> Stage, in the order `vistune` lists them.
 STAGES: dict[str, Stage] = {
     "run": Stage("run", "the whole pipeline from one config (render ... eval), skipping completed work",
-                 _last("run_job", "check"), _last("run_job", "run"), _last("run_job", "describe")),
+                 _last("run_job", "check"), _last("run_job", "run"), _last("run_job", "describe"),
+                 outputs=lambda cfg: {}),  # run_job.run checks `out` and every stage's `<stage>.out` itself
     "demo": Stage("demo", "round-trip sample depth/normal maps through the codecs; write a contact sheet",
                   _last("demo", "config_from_dict"), _last("demo", "run"), _all("demo", "describe")),
     "render": Stage("render", "render seeded procedural Blender scenes into raw shards with Ray",
@@ -115,12 +122,13 @@ STAGES: dict[str, Stage] = {
                     _last("encode_job", "describe"), _encode_facts, ray=True),
     "mix": Stage("mix", "mixture over manifests: `mix` resolves, `mix stats` ratios, `mix check` duplicates",
                  _last("mix_job", "config_from_dict"), _last("mix_job", "run"), _all("mix_job", "describe"),
-                 _mix_facts),
+                 _mix_facts, outputs=_mix_outputs),
     "preview": Stage("preview", "contact sheets of random task samples (PNG + HTML)",
                      _last("mix_job", "preview_config"), _last("mix_job", "preview"),
                      lambda conf, path: f"wrote {path}"),
     "train": Stage("train", "pre-train or instruction-tune the generator on task shards / the mixture",
-                   _last("train_job", "config_from_dict"), _run_train, _describe_train, _train_facts),
+                   _last("train_job", "config_from_dict"), _run_train, _describe_train, _train_facts,
+                   outputs=lambda job: {"out": job.train.out}),
     "eval": Stage("eval", "score checkpoints on held-out shards: decode, metrics, JSON + HTML report",
                   _last("eval_job", "config_from_dict"), _last("eval_job", "run_eval"),
                   _last("eval_job", "describe"), _eval_facts),
@@ -137,16 +145,17 @@ def pipeline_stage(block: str) -> Stage:
 
 
 def run_stage(name: str, data: dict) -> tuple[Any, Any]:
-    """Build stage `name`'s job config from the resolved dict `data`, then run it: a Ray stage in the
-    config's Ray session (joined if one is already up) once its `out` is known writable.
-    Returns (job config, summary)."""
+    """Build stage `name`'s job config from the resolved dict `data`, check that its output
+    directories are writable (ValueError naming the key, before any work), then run it: a Ray stage
+    in the config's Ray session (joined if one is already up). Returns (job config, summary)."""
     from formats.shards import ensure_output_dir
     from pipelines.ray_runtime import ray_session
 
     stage = STAGES[name]
     conf = stage.build(data)
+    for key, out in stage.outputs(conf).items():
+        ensure_output_dir(out, key)  # the same rule and message for every stage
     if not stage.ray:
         return conf, stage.run(data, conf)
-    ensure_output_dir(conf.out)  # before Ray starts
     with ray_session(data["ray"]["address"], data["ray"]["num_cpus"]):
         return conf, stage.run(data, conf)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 _DEVICES = ("CPU", "CUDA", "OPTIX")
+MAX_SAMPLES = 4096  # path-traced samples per pixel; production renders use 128-1024
+MAX_BOUNCES = 128
+MAX_FILTER_WIDTH = 10.0  # pixels (Blender's own limit is 10)
+MAX_THREADS = 1024
 
 
 @dataclass(frozen=True)
@@ -22,9 +26,14 @@ class RenderSettings:
     def __post_init__(self) -> None:
         if self.device not in _DEVICES:
             raise ValueError(f"render.device must be one of {list(_DEVICES)}, got {self.device!r}")
-        if self.samples < 1:
-            raise ValueError(f"render.samples must be >= 1, got {self.samples}")
+        # Upper bounds: past them one scene takes hours, so a typo (1e9) would make the job unbounded.
+        if not 1 <= self.samples <= MAX_SAMPLES:
+            raise ValueError(f"render.samples must be in [1, {MAX_SAMPLES}], got {self.samples}")
+        if not 0 <= self.max_bounces <= MAX_BOUNCES:
+            raise ValueError(f"render.max_bounces must be in [0, {MAX_BOUNCES}], got {self.max_bounces}")
+        if not 0.01 <= self.filter_width <= MAX_FILTER_WIDTH:
+            raise ValueError(f"render.filter_width must be in [0.01, {MAX_FILTER_WIDTH}] pixels, got {self.filter_width}")
         if not 16 <= self.world_map_resolution <= 4096:
             raise ValueError(f"render.world_map_resolution must be in [16, 4096], got {self.world_map_resolution}")
-        if self.threads < 0:
-            raise ValueError(f"render.threads must be >= 0, got {self.threads}")
+        if not 0 <= self.threads <= MAX_THREADS:
+            raise ValueError(f"render.threads must be in [0, {MAX_THREADS}] (0 = all cores), got {self.threads}")

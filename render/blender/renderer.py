@@ -22,7 +22,6 @@ import contextlib
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
@@ -31,8 +30,8 @@ import bpy
 import numpy as np
 from PIL import Image
 
-from formats import exr
 from render.blender.builder import SEMANTIC_PROPERTY, build_scene, clear_scene
+from render.scratch import scratch_directory
 from render.settings import RenderSettings
 from render.spec import SceneSpec, validate
 
@@ -65,7 +64,9 @@ class BlenderRenderer:
     the scene an earlier renderer holds.
     """
 
-    def __init__(self, settings: RenderSettings = RenderSettings()) -> None:
+    def __init__(self, settings: RenderSettings = RenderSettings(), scratch: str | None = None) -> None:
+        """`scratch`: the process's scratch directory (render/scratch.py) if its caller made one
+        (to point TMPDIR at it before bpy was imported); else one is made here. close() removes it."""
         self.settings = settings
         # read_factory_settings also resets preferences and the engine: configure after it.
         bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -73,7 +74,7 @@ class BlenderRenderer:
         self.scene = bpy.context.scene
         self.scene.render.engine = "CYCLES"
         self._configure_device()
-        self._tmp = scratch_directory()
+        self._tmp = scratch or scratch_directory()
 
     def close(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
@@ -345,31 +346,6 @@ def _copy_passes(result, capture: _Capture) -> None:
             flat = np.empty(w * h * p.channels, np.float32)
             p.rect.foreach_get(flat)
             capture.passes[p.name] = flat.reshape(h, w, p.channels)[::-1]  # Blender's rows run bottom-up
-
-
-_SCRATCH_PREFIX = "vistune-blender-"
-
-
-def scratch_directory(base: str | None = None) -> str:
-    """A private scratch directory named after this process (`vistune-blender-<pid>-*`, in RAM
-    when /dev/shm exists), after removing those of processes that no longer run: a worker
-    killed with SIGKILL (Ray's kill, the OOM killer) cannot clean up after itself."""
-    base = base or exr.scratch_dir() or tempfile.gettempdir()
-    for name in os.listdir(base):
-        pid = name[len(_SCRATCH_PREFIX):].split("-", 1)[0]
-        if name.startswith(_SCRATCH_PREFIX) and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-    return tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-", dir=base)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 @contextlib.contextmanager
