@@ -41,7 +41,31 @@ def _stat(pid: int | str) -> tuple[int, int] | None:
 
 
 def descendants(root: int) -> dict[int, int]:
-    """pid -> start time of every live process below `root`."""
+    """pid -> start time of every live process below `root`: walked down from `root` through
+    /proc/<pid>/task/<tid>/children (cheap: only the tree is read), else through all of /proc."""
+    if not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"):
+        return _descendants_by_scan(root)
+    found, stack = {}, [root]
+    while stack:
+        pid = stack.pop()
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    children = [int(c) for c in f.read().split()]
+            except OSError:
+                continue
+            for child in children:
+                if child not in found and (st := _stat(child)) is not None:
+                    found[child] = st[1]
+                    stack.append(child)
+    return found
+
+
+def _descendants_by_scan(root: int) -> dict[int, int]:
     table = {int(e): st for e in os.listdir("/proc") if e.isdigit() and (st := _stat(e)) is not None}
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in table.items():
