@@ -1,7 +1,8 @@
 """Starting or joining Ray from a config: `address: null` embeds a local Ray, `auto` joins a cluster.
 
-An embedded Ray dies with its driver, however the driver ends (pipelines/ray_reaper.py), and
-its workers' OpenMP threads sleep rather than spin when idle (formats/cpus.py).
+An embedded Ray dies with its driver, however the driver ends (pipelines/ray_reaper.py). Its
+workers inherit the driver's environment, so the CLI's OMP_WAIT_POLICY=PASSIVE (formats/cpus.py)
+reaches them; on a cluster each actor's torch threads follow the OMP_NUM_THREADS Ray gives it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import signal
 import threading
 from typing import Iterator
 
-from formats.cpus import WAIT_POLICY
 from pipelines import ray_reaper
 
 
@@ -25,8 +25,7 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
     if ray.is_initialized():
         yield
         return
-    kwargs = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": True,
-              "runtime_env": {"env_vars": {k: os.environ.get(k, v) for k, v in WAIT_POLICY.items()}}}
+    kwargs = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": True}
     watchdog = None
     if address is None:
         # the embedded cluster must import this checkout's packages in its workers
