@@ -16,6 +16,7 @@ from annotate.shard import (AnnotateConfig, AnnotateJobConfig, add_stats, annota
                             totals_dict, write_summary)
 from annotate.sources import WorkUnit, plan_units
 from formats.config import from_dict
+from formats.cpus import thread_count
 from formats.shards import ensure_output_dir
 from pipelines.driver import Bar, Pool, drive
 
@@ -28,7 +29,7 @@ class AnnotateWorker:
     def __init__(self, labeler: str, params: dict, threads: int) -> None:
         self.labeler = labelers.get(labeler, **params)
         if "torch" in sys.modules:  # a torch backend: one actor per `cpus_per_worker` cores, no oversubscription
-            sys.modules["torch"].set_num_threads(threads)
+            sys.modules["torch"].set_num_threads(thread_count(threads))
 
     def annotate_shard(self, cfg: AnnotateJobConfig, unit: WorkUnit) -> dict:
         """Annotate and write one shard (annotate/shard.py); returns its stats."""

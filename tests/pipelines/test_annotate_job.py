@@ -157,3 +157,20 @@ def test_killed_worker_mid_shard_is_redone_exactly_once(ray_local, photo_dir, tm
     keys = [s["__key__"] for s in _samples(out)]
     assert keys == ["img000000_000000", "img000000_000001", "img000001_000000", "img000001_000001"]
     assert not list(out.glob(".*.tmp"))
+
+
+def test_a_torch_labeler_worker_sizes_torch_threads_by_thread_count(monkeypatch):
+    """AnnotateWorker sets torch's threads through formats.cpus.thread_count (issue 19: 11):
+    `cpus_per_worker` when given, else the launcher's OMP_NUM_THREADS, never the machine's cores."""
+    torch = pytest.importorskip("torch")
+    from pipelines.annotate_job import AnnotateWorker
+
+    before = torch.get_num_threads()
+    try:
+        AnnotateWorker("u2netp", {}, 2)
+        assert torch.get_num_threads() == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        AnnotateWorker("u2netp", {}, 0)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
