@@ -116,7 +116,6 @@ def annotate_shard(labeler: Labeler, cfg: AnnotateJobConfig, unit: WorkUnit) -> 
     if paths.complete():
         return {"unit": unit.index, "skipped_shard": True, **read_stats(cfg, unit.index)}
     t0 = time.perf_counter()
-    paths.remove_stale_temps()  # left by a worker killed mid-shard; this shard is redone whole
     stats = UnitStats()
     with ShardWriter(paths) as writer:
         for sample in annotate_unit(unit, labeler, cfg.settings, stats):

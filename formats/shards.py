@@ -84,8 +84,10 @@ class ShardPaths:
             return 0
 
     def remove_stale_temps(self) -> int:
-        """Delete temp files an earlier, killed writer of this shard left behind. Returns the count."""
-        stale = [p for name in (self.tar.name, self.parquet.name) for p in self.tar.parent.glob(f".{name}.*.tmp")]
+        """Delete temp files an earlier, killed writer of this shard left behind: those of the tar, the
+        Parquet file and the files a stage writes beside them under the lock (annotate's
+        `<stem>.stats.json`), all `.<stem>.*.tmp`. Returns the count."""
+        stale = list(self.tar.parent.glob(f".{self.tar.stem}.*.tmp"))
         for p in stale:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()

@@ -88,3 +88,18 @@ def test_read_sample_at_by_manifest_offsets_and_rejects_unsafe_names(tmp_path):
         bad.write_bytes(buf.getvalue())
         with pytest.raises(ShardError, match="unsafe"):
             read_sample_at(bad, 0, 1024)
+
+
+def test_a_writer_sweeps_what_dead_writers_of_its_shard_left_and_nothing_else(tmp_path):
+    """Temp files of the shard's tar, Parquet and the stats written beside them under its lock go;
+    another shard's temp file and a complete shard's files stay."""
+    paths = ShardPaths.of(tmp_path, "x", 1)
+    dead = [".x-000001.tar.a1.tmp", ".x-000001.parquet.b2.tmp", ".x-000001.stats.json.c3.tmp"]
+    kept = [".x-000011.tar.d4.tmp", ".x-0000010.tar.e5.tmp"]
+    for name in dead + kept:
+        (tmp_path / name).write_bytes(b"partial")
+    with ShardWriter(paths) as w:
+        w.add("a", {"txt": b"x"})
+        w.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept + ["x-000001.parquet", "x-000001.tar"])
+    assert paths.clean_up_after_dead_writers() == 0
