@@ -73,6 +73,14 @@ def done_path(out: str, stem: str) -> Path:
     return Path(out) / DONE_DIR / f"{stem}.json"
 
 
+def input_lock(out: str, tar: str) -> ShardPaths:
+    """The lock an encoder of input `tar` holds from start to completion record
+    (`<out>/_done/.<stem>.lock`), as ShardPaths of the record so `clean_up_after_dead_writers`
+    also sweeps the record's temp files that a killed encoder left."""
+    done = done_path(out, Path(tar).stem)
+    return ShardPaths(done.with_suffix(".tar"), done)
+
+
 def input_fingerprint(tar: str) -> dict[str, list[int] | None]:
     """Size and mtime (ns) of an input's tar and Parquet sidecar: a repaired input changes them."""
     def stat(path: Path) -> list[int] | None:
@@ -203,12 +211,21 @@ class ShardEncoder:
         self.on_error = on_error
 
     def encode_shard(self, out: str, tar: str) -> dict[str, Any]:
-        """Encode input shard `tar` into `out` (or skip it if its record stands); returns its completion record."""
+        """Encode input shard `tar` into `out` (or skip it if its record stands); returns its completion record.
+
+        Holds the input's lock (`input_lock`) throughout: a rerun that meets a straggler of a killed
+        run encoding the same input waits for it, then finds its record.
+        """
+        with input_lock(out, tar).lock():
+            record = standing_record(out, tar)
+            if record is not None:
+                return {**record, "skipped": True}
+            return {**self._encode(out, tar), "skipped": False}
+
+    def _encode(self, out: str, tar: str) -> dict[str, Any]:
+        """Encode `tar`'s task shards, then write its completion record; returns the record."""
         t0 = time.perf_counter()
         done = done_path(out, Path(tar).stem)
-        record = standing_record(out, tar)
-        if record is not None:
-            return {**record, "skipped": True}
         earlier = (read_record(done) or {}).get("written")
         fingerprint = input_fingerprint(tar)  # before reading: a change while encoding shows at the next run
         expected, sidecar_error = self._expected(tar)
@@ -225,7 +242,7 @@ class ShardEncoder:
                   **found.to_dict(), "wall_s": time.perf_counter() - t0}
         with atomic_open(done, "w") as f:
             json.dump(record, f, sort_keys=True)
-        return {**record, "skipped": False}
+        return record
 
     def _expected(self, tar: str) -> tuple[int | None, str | None]:
         """(row count of the input's Parquet sidecar, None) or, for an unreadable sidecar under

@@ -21,6 +21,7 @@ import os
 import re
 import tarfile
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -74,14 +75,19 @@ class ShardPaths:
                 os.unlink(lock_path)  # before unlocking: a waiter then sees a stale inode and retries
             os.close(fd)
 
-    def clean_up_after_dead_writers(self) -> int:
+    def clean_up_after_dead_writers(self, wait_s: float = 0.0) -> int:
         """Remove the temp and lock files a killed writer left, unless a live writer holds the shard
-        (e.g. after a cancelled job, once its workers are gone). Returns the temp files removed."""
-        try:
-            with self.lock(wait=False):
-                return self.remove_stale_temps()
-        except BlockingIOError:
-            return 0
+        (e.g. after a cancelled job). A writer still dying (a worker being killed) is waited for up
+        to `wait_s` seconds. Returns the temp files removed."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                with self.lock(wait=False):
+                    return self.remove_stale_temps()
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return 0
+                time.sleep(0.05)
 
     def remove_stale_temps(self) -> int:
         """Delete temp files an earlier, killed writer of this shard left behind: those of the tar, the

@@ -18,7 +18,7 @@ from annotate.sources import WorkUnit, plan_units
 from formats.config import from_dict
 from formats.cpus import thread_count
 from formats.shards import ensure_output_dir
-from pipelines.driver import Bar, Pool, drive
+from pipelines.driver import Bar, Pool, clean_up_after_cancel, drive
 
 MAX_SHARD_ATTEMPTS = 3
 
@@ -58,7 +58,11 @@ def run_annotate(cfg: AnnotateJobConfig, progress: bool = True) -> dict:
                 attempts=MAX_SHARD_ATTEMPTS, describe=lambda u: f"annotate shard {u.index} ({u.describe()})")
     bar = Bar("annotate", "shard", len(units), len(units) - len(todo), progress,
               postfix=lambda: {"images": total["written"], "skipped": sum(total["skipped"].values())})
-    summary["workers"], wall_s = drive(pool, todo, bar, fold)
+    try:
+        summary["workers"], wall_s = drive(pool, todo, bar, fold)
+    except BaseException:  # cancelled (Ctrl-C, SIGTERM) or failed: what the killed workers left goes too
+        clean_up_after_cancel(cfg.paths(u.index) for u in todo)
+        raise
     summary["wall_s"] = round(wall_s, 3)
     summary.update(totals_dict(total))
     write_summary(cfg, summary)

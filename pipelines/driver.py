@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from tqdm import tqdm
+
+from formats.shards import ShardPaths
 
 from pipelines.work_pool import MAX_ATTEMPTS, run_pool
 
@@ -82,3 +84,12 @@ def drive(pool: Pool, todo: list, bar: Bar, fold: Callable[[Any, dict], int]) ->
     finally:
         progress.close()
     return workers, time.perf_counter() - t0
+
+
+def clean_up_after_cancel(shards: Iterable[ShardPaths], timeout_s: float = 15.0) -> None:
+    """After `drive` was cancelled (Ctrl-C, SIGTERM) or failed: remove the temp and lock files its
+    killed workers left on the output `shards` of the units it did not finish, so nothing stays
+    until the next run. Waits up to `timeout_s` in all for workers still dying to let go of a shard."""
+    deadline = time.monotonic() + timeout_s
+    for paths in shards:
+        paths.clean_up_after_dead_writers(wait_s=max(deadline - time.monotonic(), 0.0))

@@ -13,12 +13,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from encode.shard import (DONE_DIR, EncodeJobConfig, ShardEncoder, check_unfinished, has_problems, list_inputs,
-                          standing_record)
+from encode.shard import (DONE_DIR, EncodeJobConfig, ShardEncoder, TaskWriters, check_unfinished, has_problems,
+                          input_lock, list_inputs, standing_record)
 from encode.tasks import EncodeSettings
 from formats.config import from_dict
-from formats.shards import ensure_output_dir
-from pipelines.driver import Bar, Pool, drive
+from formats.shards import ShardPaths, ensure_output_dir
+from pipelines.driver import Bar, Pool, clean_up_after_cancel, drive
 
 MAX_SHOWN = 10  # problem samples named in the printed summary (all are in the summary dict and the records)
 
@@ -61,10 +61,22 @@ def run_encode(cfg: EncodeJobConfig, progress: bool = True) -> dict[str, Any]:
 
     pool = Pool(EncodeWorker, (asdict(cfg.settings), cfg.on_error), "encode_shard", cfg.workers, call_args=(cfg.out,))
     bar = Bar("encode", "shard", len(complete), len(complete) - len(todo), progress)
-    summary["workers"], summary["wall_s"] = drive(pool, todo, bar, fold)
+    try:
+        summary["workers"], summary["wall_s"] = drive(pool, todo, bar, fold)
+    except BaseException:  # cancelled (Ctrl-C, SIGTERM) or failed: what the killed workers left goes too
+        clean_up_after_cancel(output_shards(cfg.out, todo))
+        raise
     summary["written"] = dict(summary["written"])
     summary["skipped_reasons"] = dict(summary["skipped_reasons"])
     return summary
+
+
+def output_shards(out: str, tars: list[str]) -> list[ShardPaths]:
+    """What encoding `tars` may have begun under `out`: each input's lock and completion record
+    first (its encoder holds that lock throughout), then its shard in every task directory."""
+    tasks = [d.name for d in Path(out).iterdir() if d.is_dir() and d.name != DONE_DIR]
+    return [input_lock(out, t) for t in tars] + [TaskWriters(out, Path(t).stem).paths(task)
+                                                 for t in tars for task in tasks]
 
 
 def add_problems(summary: dict[str, Any], tar: str, rec: dict) -> None:

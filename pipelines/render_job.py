@@ -16,7 +16,7 @@ import time
 from formats.config import from_dict
 from formats.shards import ensure_output_dir
 from pipelines.affinity import claim_cores
-from pipelines.driver import Bar, Pool, drive
+from pipelines.driver import Bar, Pool, clean_up_after_cancel, drive
 from pipelines.ray_reaper import descendants
 from render.scratch import scratch_directory, sweep_scratch
 from render.settings import RenderSettings
@@ -81,8 +81,7 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
                                                                       progress), fold)
     except BaseException:  # cancelled (Ctrl-C, SIGTERM) or failed: what the killed workers left goes too
         sweep_scratch(wait_for=set(descendants(os.getpid())), timeout_s=15)  # waits for local workers to die
-        for shard in todo:
-            cfg.paths(shard).clean_up_after_dead_writers()
+        clean_up_after_cancel(cfg.paths(shard) for shard in todo)
         raise
     # Actor start-up: from job start to each worker's first shard (bpy import, scene setup).
     summary["startup_s"] = sum(t - t0_epoch for t in first_start.values()) / max(len(first_start), 1)

@@ -107,6 +107,53 @@ def test_cancelled_render_leaves_one_line_no_scratch_and_no_partial_shard(tmp_pa
     assert _scratch_dirs(workers) == []  # the scratch (and Blender's blender_* temp inside it) is gone
 
 
+def _lock_and_temp_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for pattern in (".*.tmp", ".*.lock") for p in root.rglob(pattern))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_cancelled_encode_leaves_one_line_no_temp_or_lock_and_no_partial_shard(tmp_path, how):
+    """Encode cancelled the moment its first task shard's temp file appears: the killed worker's
+    hidden temp and lock files go with the job (before, they stayed until the next run), every
+    task shard under a final name is whole (tar == manifest rows), and a rerun finishes the job."""
+    from tests.encode.raw_fixtures import write_render_shard
+
+    for i in range(2):
+        write_render_shard(tmp_path / "raw", i, range(24 * i, 24 * i + 24), 96, 128)
+    out = tmp_path / "encode"
+    argv = [sys.executable, "-m", "pipelines.cli", "encode", f"inputs=[{tmp_path / 'raw'}]", f"out={out}",
+            "workers=1", "ray.num_cpus=1"]
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group: the test's Ctrl-C reaches only it
+    try:
+        deadline = time.time() + 240
+        while not temp_files(out):
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()
+            time.sleep(0.02)
+        workers = set(ray_workers("EncodeWorker", proc.pid))
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            kill_tree(proc.pid)
+    assert proc.returncode == (130 if how == "ctrl-c" else 143), err
+    assert _one_error_line(err).startswith("vistune encode: cancelled (")
+    assert _lock_and_temp_files(out) == []
+    for task in [d for d in out.iterdir() if d.is_dir() and d.name != "_done"]:
+        for tar in task.glob("*.tar"):  # whole shards only: the tar's samples are its manifest's rows
+            assert tar_keys(tar) == [r["key"] for r in read_rows(tar.with_suffix(".parquet"))]
+        assert sorted(p.stem for p in task.glob("*.parquet")) == sorted(p.stem for p in task.glob("*.tar"))
+    assert not [p for p in workers if p in proc_table()], "encode workers outlived the cancelled job"
+    rerun = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(p.name for p in (out / "_done").iterdir()) == ["render-000000.json", "render-000001.json"]
+    assert len(tar_keys(out / "depth" / "render-000000.tar")) == 24 and _lock_and_temp_files(out) == []
+
+
 # -- 8: an embedded Ray dies with its driver; one writer per shard -------------------------------
 
 _DRIVER = """
@@ -221,6 +268,25 @@ def test_a_writer_killed_mid_shard_frees_it_for_the_next(tmp_path):
     assert log == ["wrote"]
     assert tar_keys(paths.tar) == [r["key"] for r in read_rows(paths.parquet)] == ["b"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x-000000.parquet", "x-000000.tar"]  # its temp file swept
+
+
+def test_clean_up_after_cancel_waits_for_a_dying_writer_then_removes_its_files(tmp_path):
+    """What render, encode and annotate do after a cancelled pool: a worker being killed still holds
+    its shard; the clean-up waits for its lock to drop, then removes its temp and lock files."""
+    from pipelines.driver import clean_up_after_cancel
+
+    paths = ShardPaths.of(tmp_path, "x", 0)
+    first = _writer(tmp_path)
+    killer = threading.Timer(1.0, kill_tree, (first.pid,))
+    killer.start()
+    try:
+        t0 = time.monotonic()
+        clean_up_after_cancel([paths, ShardPaths.of(tmp_path, "x", 1)], timeout_s=60)
+        assert time.monotonic() - t0 >= 0.9  # it waited for the writer to die
+    finally:
+        killer.join()
+        kill_tree(first.pid)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # its temp tar and lock file are gone
 
 
 # -- 11: torch threads follow the CPUs the process is given --------------------------------------
