@@ -9,22 +9,47 @@ business; this module only wires the resolved Hydra config to it.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
 from evals.job import EvalJobConfig, run_eval
-from formats.config import from_dict
+from formats.config import ConfigError, from_dict
 
 __all__ = ["EvalJobConfig", "config_from_dict", "describe", "run_eval"]  # run_eval: what cli and run_job call
 
 PATH_LISTS = ("checkpoint", "data", "train_data")
+MAX_STEPS = 1000          # sampling steps per prediction: a typo'd 1e9 would run for ever, per sample
+MAX_GUIDANCE = 100.0      # classifier-free guidance scale; published models use 1-15
+SAMPLING_BOUNDS = {"steps": (1, MAX_STEPS), "vision_steps": (1, MAX_STEPS), "select_steps": (1, MAX_STEPS),
+                   "guidance": (0.0, MAX_GUIDANCE), "vision_guidance": (0.0, MAX_GUIDANCE),
+                   "select_guidance": (0.0, MAX_GUIDANCE)}
 
 
 def config_from_dict(data: dict[str, Any]) -> EvalJobConfig:
     """Hydra dict -> EvalJobConfig; a single path may stand for a list. ConfigError names a bad key."""
     data = {**data, **{key: _paths(data.get(key)) for key in PATH_LISTS}}
     data["depth_protocols"] = dict(data.get("depth_protocols") or {})  # null in YAML: no overrides
-    return from_dict(EvalJobConfig, data, "eval")
+    conf = from_dict(EvalJobConfig, data, "eval")
+    check_sampling_bounds(conf)
+    return conf
+
+
+def check_sampling_bounds(conf: EvalJobConfig) -> None:
+    """Raise ConfigError naming the key when a sampling setting (steps, guidance, their vision and
+    select variants) is not a finite number within SAMPLING_BOUNDS (null vision_* settings are fine)."""
+    for key, (low, high) in SAMPLING_BOUNDS.items():
+        value = getattr(conf, key)
+        items = enumerate(value) if isinstance(value, tuple) else [(None, value)]
+        for i, v in items:
+            if v is None and i is None and key.startswith("vision_"):
+                continue
+            name = f"eval.{key}" if i is None else f"eval.{key}[{i}]"
+            number = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if not (number and math.isfinite(v) and low <= v <= high
+                    and (isinstance(v, int) or not key.endswith("steps"))):
+                kind = "an integer" if key.endswith("steps") else "a number"
+                raise ConfigError(f"{name} must be {kind} in [{low}, {high}], got {v!r}")
 
 
 def _paths(value: Any) -> Any:

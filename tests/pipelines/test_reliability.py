@@ -65,6 +65,29 @@ def test_settings_that_make_a_render_unbounded_are_config_errors(capsys, key, va
     assert line.startswith("vistune render: config error:") and key in line and "must be in [" in line
 
 
+@pytest.mark.parametrize("overrides, key", [
+    (["steps=1000000000"], "eval.steps"), (["vision_steps=5000"], "eval.vision_steps"),
+    (["select_steps=[1,4,1001]"], "eval.select_steps[2]"), (["guidance=inf"], "eval.guidance"),
+    (["guidance=-1"], "eval.guidance"), (["vision_guidance=1e9"], "eval.vision_guidance"),
+    (["select_steps=[1]", "select_guidance=[1.0,nan]"], "eval.select_guidance[1]"),
+])
+def test_eval_sampling_settings_are_bounded(tmp_path, capsys, overrides, key):
+    """Sampling steps in [1, 1000] and guidance in [0, 100] (finite): one config error naming the key,
+    before checkpoints or data are read (neither exists here)."""
+    argv = ["eval", f"out={tmp_path / 'eval'}", f"checkpoint={tmp_path}/none.pt", f"data={tmp_path}/none", *overrides]
+    assert cli.main(argv) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"vistune eval: config error: {key} must be ") and "in [" in line
+
+
+def test_eval_sampling_bounds_admit_their_ends(tmp_path):
+    from pipelines.eval_job import config_from_dict
+
+    conf = config_from_dict({"checkpoint": "a.pt", "data": "d", "steps": 1000, "guidance": 0.0, "vision_steps": 1,
+                             "vision_guidance": 100.0, "select_steps": [1, 1000], "select_guidance": [0, 100]})
+    assert (conf.steps, conf.select_steps, conf.select_guidance) == (1000, (1, 1000), (0, 100))
+
+
 def _scratch_dirs(pids: set[int]) -> list[str]:
     from render.scratch import scratch_base
 
