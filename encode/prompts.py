@@ -17,6 +17,8 @@ DEPTH_SCHEMES = {
           "from near to far",
     "hot": "a hot colormap running black, red, yellow to white (infinitely far) from near to far, brighter "
            "meaning farther, on a power-law scale",
+    "gray": "a grayscale ramp from black (near) to white (infinitely far), brighter meaning farther, on a "
+            "logarithmic scale",
 }
 
 TEMPLATES: dict[str, tuple[str, ...]] = {

@@ -64,6 +64,7 @@ class TrainConfig:
     num_workers: int = 0            # DataLoader workers per rank (0: read in the training process)
     resize: str = "error"           # samples at another resolution: error (named) | resize (crop + resample)
     tasks: tuple[str, ...] | None = None  # train on these tasks only (pre-training: ("t2i", "edit"))
+    loss_mask: bool = True          # depth/normals pixels whose truth is undefined (sky, invalid) carry no loss
     optim: OptimConfig = field(default_factory=OptimConfig)
     ema_decay: float = 0.999
     precision: str = "auto"         # auto: bf16 autocast on GPU, fp32 on CPU
@@ -95,7 +96,7 @@ class TrainConfig:
 
     def data_config(self, resolution: int) -> DataConfig:
         return DataConfig(resolution=resolution, batch_size=self.batch_size, num_workers=self.num_workers,
-                          resize=self.resize, tasks=self.tasks)
+                          resize=self.resize, tasks=self.tasks, loss_mask=self.loss_mask)
 
 
 @dataclass
@@ -252,7 +253,7 @@ class Trainer:
             sync = self.ddp.no_sync() if self.ctx.distributed and k < cfg.grad_accum - 1 else contextlib.nullcontext()
             with sync:
                 with self.autocast:
-                    out = self.ddp(b.target, b.image, b.has_image, b.prompts, generator=self.noise)
+                    out = self.ddp(b.target, b.image, b.has_image, b.prompts, generator=self.noise, weight=b.weight)
                 (out["loss"] / cfg.grad_accum).backward()
             total = total + out["loss"].detach().float() / cfg.grad_accum
             per_task.append((batch.tasks, out["per_sample"]))

@@ -99,6 +99,29 @@ class ColorPath:
         return float(self.project(np.asarray([color], np.float64))[1][0])
 
 
+class DiagonalPath(ColorPath):
+    """The gray staircase from black to white: level k has channel sum k (3 x 255 steps, 766
+    levels), e.g. (1, 0, 0), (1, 1, 0), (1, 1, 1), (2, 1, 1).
+
+    Decoding is linear, as Marigold decodes its gray depth by the channel mean: the position of
+    a color is its channel sum (clipped to [0, 765]) and its distance is the distance to the gray
+    diagonal. So the decoded value of an average of colors is the average of their decoded values,
+    which is what a generator's blur and uncertainty produce, and no color is ever far from a level.
+    """
+
+    def project(self, colors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p = np.asarray(colors, np.float32)
+        total = p.sum(axis=1)
+        pos = np.clip(total, 0, self.steps)
+        foot = (pos / np.float32(3.0))[:, None]
+        return pos.astype(np.float32), np.sqrt(np.square(p - foot).sum(axis=1)).astype(np.float32)
+
+
+def _staircase() -> tuple[tuple[int, int, int], ...]:
+    """(0,0,0), (1,0,0), (1,1,0), (1,1,1), (2,1,1), ... (255,255,255): one channel per step."""
+    return tuple(((k + 2) // 3, (k + 1) // 3, k // 3) for k in range(3 * 255 + 1))
+
+
 def _snake27() -> tuple[tuple[int, int, int], ...]:
     """Boustrophedon Hamiltonian path over the 3x3x3 grid {0, 128, 255}^3, black to white."""
     grid = (0, 128, 255)
@@ -128,6 +151,9 @@ PATHS: dict[str, ColorPath] = {
     # (the path never folds back), which is what a generator's blur and uncertainty produce.
     # The reserved blue is 255 from every edge.
     "hot": ColorPath(name="hot", vertices=(_BLACK, (255, 0, 0), (255, 255, 0), _WHITE), reserved=(0, 0, 255)),
+    # The gray staircase (DiagonalPath): 765 steps, 766 levels, decoded linearly by the channel
+    # sum. The reserved magenta is 208 from the gray diagonal.
+    "gray": DiagonalPath(name="gray", vertices=_staircase(), reserved=(255, 0, 255)),
 }
 
 

@@ -65,6 +65,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {"path": "snake27", "scale": 9.0, "power": 1.25, "shape": 0.4, "inf_margin": 24},
     "vb": {"path": "cube7", "scale": 10.0, "power": 2.0, "shape": 1.0, "inf_margin": 0},
     "hot": {"path": "hot", "scale": 9.0, "power": 1.25, "shape": 0.4, "inf_margin": 6},
+    "gray": {"path": "gray", "scale": 9.0, "power": 1.25, "shape": 0.4, "inf_margin": 6},
 }
 
 _MANTISSA_BITS = 13

@@ -3,7 +3,7 @@ import pytest
 
 from encode import codecs
 from encode.codecs.colorpath import PATHS
-from encode.codecs.depth import relative_error_bound, t_to_depth
+from encode.codecs.depth import depth_to_t, relative_error_bound, t_to_depth
 from tests.conftest import add_noise, png_roundtrip
 
 
@@ -164,8 +164,32 @@ def test_averaged_colors_stay_between_their_depths_on_the_monotone_ramp_only():
     while folded paths send a quarter of such averages to an unrelated depth (issue 15's measurement)."""
     rng = np.random.default_rng(0)
     outside = {}
-    for preset in ("hot", "default", "vb"):
+    for preset in ("hot", "gray", "default", "vb"):
         d1, d2, back = _mixed_decode(codecs.get("depth", preset=preset), rng, ratio=3.0)
         outside[preset] = np.mean(~((back >= 0.95 * d1) & (back <= 1.05 * d2)))
-    assert outside["hot"] == 0.0
+    assert outside["hot"] == 0.0 and outside["gray"] == 0.0
     assert outside["default"] > 0.15 and outside["vb"] > 0.15
+
+
+def test_gray_staircase_round_trips_and_decodes_linearly():
+    """`gray`: level k has channel sum k, decoding is the channel sum, so averaging colors averages
+    the transformed depth exactly (up to rounding); NaN is the reserved magenta, +inf the white end."""
+    gray = codecs.get("depth", preset="gray")
+    levels = PATHS["gray"].levels.astype(np.int64)
+    assert gray.levels == 766 and np.array_equal(levels.sum(axis=1), np.arange(766))
+    assert np.all(np.abs(np.diff(levels, axis=0)).sum(axis=1) == 1)          # one channel per step
+    assert PATHS["gray"].min_distance_to(PATHS["gray"].reserved) > 200
+    d = _dense(0.1, 200.0)
+    back = gray.decode(png_roundtrip(gray.encode(d)))
+    assert np.abs(back.astype(np.float64) / d - 1).max() <= relative_error_bound(gray, 0.1, 200.0) + 1e-6 <= 0.012
+    special = gray.decode(gray.encode(np.array([[np.inf, np.nan]], np.float32)))
+    assert np.isposinf(special[0, 0]) and np.isnan(special[0, 1])
+    # linear decode: the mean color of n depths decodes to the depth of the mean transformed value
+    p = gray.params
+    rng = np.random.default_rng(3)
+    stack = np.exp(rng.uniform(np.log(0.3), np.log(50.0), (8, 1, 500))).astype(np.float32)
+    colors = np.stack([gray.encode(x) for x in stack]).astype(np.float64)
+    mean_t = np.stack([np.rint(depth_to_t(x, p["scale"], p["power"], p["shape"]) * 765) for x in stack]).mean(0)
+    expect = t_to_depth(np.round(colors.mean(0)).sum(-1) / 765, p["scale"], p["power"], p["shape"])
+    assert np.allclose(gray.decode(np.rint(colors.mean(0)).astype(np.uint8)), expect, rtol=1e-5)
+    assert np.abs(np.round(colors.mean(0)).sum(-1) - mean_t).max() <= 1.5   # within rounding of the mean level

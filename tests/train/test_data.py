@@ -121,3 +121,41 @@ def test_a_finite_stream_is_a_clear_error(task_shards):
     next(stream)
     with pytest.raises(RuntimeError, match="the data stream ended"):
         next(stream)
+
+
+def test_loss_mask_zeroes_undefined_depth_and_normal_pixels_only():
+    """With loss_mask, sky (+inf) and invalid (NaN) depth pixels and NaN normals weigh 0, every
+    other pixel and every other task 1; a target's colors there then cannot change the loss."""
+    from train.model import GeneratorConfig
+
+    ds = depth_sample("d", 32, 0)
+    depth = ds.raw["depth"].copy()
+    depth[:8] = np.inf
+    depth[8:10, :4] = np.nan
+    ds = TaskSample(key="d", task="depth", target=codecs.get("depth").encode(depth), prompt=ds.prompt,
+                    meta=ds.meta, input=ds.input)
+    normals = np.zeros((32, 32, 3), np.float32)
+    normals[..., 2] = -1.0
+    normals[20:, :] = np.nan
+    ncodec = codecs.get("normals")
+    ns = TaskSample(key="n", task="normals", target=ncodec.encode(normals), prompt="normals",
+                    meta={"codec": codecs.spec(ncodec), "split": "train"}, input=ds.input)
+    items = [prepare(s, 32, loss_mask=True) for s in (ds, ns, t2i_sample("t", 32, 1))]
+    batch = collate(items)
+    w = batch.weight[:, 0].numpy()
+    expect_depth = np.isfinite(depth).astype(np.uint8)
+    assert np.array_equal(w[0], expect_depth) and w[0].sum() == 32 * 32 - 8 * 32 - 8
+    assert np.array_equal(w[1], np.isfinite(normals).all(-1).astype(np.uint8))
+    assert np.all(w[2] == 1)
+    assert collate([prepare(s, 32) for s in (ds, ns)]).weight is None  # off by default in DataConfig
+
+    model = GeneratorConfig(size="debug").build()
+    b = batch.to_model("cpu")
+    changed = b.target.clone()
+    changed[0, :, :8] = torch.rand_like(changed[0, :, :8])     # other colors where the depth is sky
+    losses = []
+    for target, weight in ((b.target, b.weight), (changed, b.weight), (changed, None)):
+        out = model(target, b.image, b.has_image, b.prompts, generator=torch.Generator().manual_seed(0), weight=weight)
+        losses.append(out["per_sample"])
+    assert torch.equal(losses[0], losses[1])
+    assert not torch.allclose(losses[0][0], losses[2][0])

@@ -127,8 +127,9 @@ class Generator(nn.Module):
         raise NotImplementedError
 
     def forward(self, target: torch.Tensor, image: torch.Tensor, has_image: torch.Tensor, prompts: list[str],
-                generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Training loss: {"loss": scalar, "per_sample": (B,) detached}. All randomness from `generator`."""
+                generator: torch.Generator, weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Training loss: {"loss": scalar, "per_sample": (B,) detached}. All randomness from `generator`.
+        `weight` (B, 1, H, W), optional: per-pixel loss weight (0 where the truth is undefined)."""
         raise NotImplementedError
 
     def generate(self, image: torch.Tensor, has_image: torch.Tensor, prompts: list[str], steps: int,
@@ -164,7 +165,7 @@ class FlowDiTGenerator(Generator):
         return (x_t - pred) / t.clamp_min(self.cfg.t_eps)[:, None, None, None]
 
     def forward(self, target: torch.Tensor, image: torch.Tensor, has_image: torch.Tensor, prompts: list[str],
-                generator: torch.Generator) -> dict[str, torch.Tensor]:
+                generator: torch.Generator, weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         b, dev, cfg = target.shape[0], target.device, self.cfg
         u = torch.rand(b, 3, generator=generator, device=dev)
         both = u[:, 0] < cfg.p_drop_both
@@ -183,7 +184,11 @@ class FlowDiTGenerator(Generator):
         x_t = (1 - tb) * target + tb * noise
         pred = self.dit(x_t, t, image, has, tokens, mask)
         v_hat = self._velocity(x_t, t, pred.float())
-        per_sample = (v_hat - (noise - target)).square().mean(dim=(1, 2, 3))
+        sq = (v_hat - (noise - target)).square()
+        if weight is None:
+            per_sample = sq.mean(dim=(1, 2, 3))
+        else:  # mean over the weighted pixels (a sample with none defined contributes 0)
+            per_sample = (sq * weight).sum(dim=(1, 2, 3)) / (weight.sum(dim=(1, 2, 3)) * sq.shape[1]).clamp_min(1.0)
         return {"loss": per_sample.mean(), "per_sample": per_sample.detach()}
 
     def timesteps(self, steps: int) -> torch.Tensor:
