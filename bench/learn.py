@@ -11,7 +11,7 @@ colours mixed, box down/up-sampling, additive noise, JPEG 4:2:0) and decoded: Ab
 of pixels decoded outside +-25% of the truth, per codec.
 
 Part 2 (training): the same model, budget, data and seeds trained on the depth task encoded with
-each candidate codec; held-out AbsRel / delta1 (one-step sampling) as mean +- std over seeds,
+each candidate codec (with `--loss-mask both`, also with sky and invalid pixels left in the loss); held-out AbsRel / delta1 (one-step sampling) as mean +- std over seeds,
 with the per-pixel baseline, the constant baseline and the codec oracle as rows. The rendered
 scenes are split by scene (encode's eval split); the baselines are fitted on the training split.
 """
@@ -36,7 +36,7 @@ from scipy import ndimage  # noqa: E402
 
 from encode import codecs  # noqa: E402
 
-CODECS = ("default", "vb", "hot")
+CODECS = ("default", "vb", "hot", "gray")
 
 
 # ---------------------------------------------------------------- part 1: corruptions
@@ -141,7 +141,8 @@ def encode(render_dir: Path, out: Path, preset: str, size: int) -> Path:
     return out
 
 
-def train_and_score(enc: Path, run: Path, seed: int, steps: int, p_t_one: float) -> dict[str, dict]:
+def train_and_score(enc: Path, run: Path, seed: int, steps: int, p_t_one: float,
+                    loss_mask: bool = True) -> dict[str, dict]:
     """Train the debug generator on the depth shards of `enc`; score one-step predictions on the eval split."""
     from evals import Evaluator
     from evals.data import iter_eval_samples, load_eval_samples, shard_paths
@@ -154,7 +155,7 @@ def train_and_score(enc: Path, run: Path, seed: int, steps: int, p_t_one: float)
 
     mixture = {"roots": [str(enc)], "sources": {"depth": {"weight": 1.0, "filter": {"task": "depth"}}}, "seed": seed}
     cfg = TrainConfig(out=str(run), steps=steps, batch_size=16, seed=seed, log_every=max(steps // 4, 1),
-                      ckpt_every=steps, progress=False, tensorboard=False, num_workers=0,
+                      ckpt_every=steps, progress=False, tensorboard=False, num_workers=0, loss_mask=loss_mask,
                       optim=OptimConfig(lr=1e-3, warmup_steps=min(100, steps // 10)))
     result = train(cfg, GeneratorConfig(size="debug", p_t_one=p_t_one), MixtureStreamFactory(mixture))
     model, _ = load_generator(result.checkpoint)
@@ -170,17 +171,22 @@ def training_table(args) -> None:
     work = Path(args.out or tempfile.mkdtemp(prefix="vistune-learn-"))
     render_dir = Path(args.render) if args.render else render(work / "render", args.scenes, args.render_size)
     rows: dict[str, list[dict]] = {}
+    masks = {"on": (True,), "off": (False,), "both": (True, False)}[args.loss_mask]
     for preset in args.codecs:
         enc = encode(render_dir, work / f"enc-{preset}" / f"s{args.size}", preset, args.size)
-        for seed in range(args.seeds):
-            scores = train_and_score(enc, work / f"run-{preset}-{seed}-{args.steps}", seed, args.steps, args.p_t_one)
-            rows.setdefault(preset, []).append(scores)
-            m = scores["model"]
-            print(f"  {preset} seed {seed}: AbsRel {m['abs_rel']:.4f} delta1 {m['delta1']:.4f} "
-                  f"(per-pixel {scores['pixel_baseline']['abs_rel']:.4f} / {scores['pixel_baseline']['delta1']:.4f})",
-                  flush=True)
+        for mask in masks:
+            row = preset if mask else f"{preset} no-mask"
+            for seed in range(args.seeds):
+                scores = train_and_score(enc, work / f"run-{preset}-{int(mask)}-{seed}-{args.steps}", seed, args.steps,
+                                         args.p_t_one, loss_mask=mask)
+                rows.setdefault(row, []).append(scores)
+                m = scores["model"]
+                print(f"  {row} seed {seed}: AbsRel {m['abs_rel']:.4f} delta1 {m['delta1']:.4f} "
+                      f"(per-pixel {scores['pixel_baseline']['abs_rel']:.4f} / {scores['pixel_baseline']['delta1']:.4f})",
+                      flush=True)
     n_eval = int(next(iter(rows.values()))[0]["model"]["n"])
     print(f"\n## trained on depth with each codec: debug generator, {args.steps} steps of 16, p_t_one {args.p_t_one}, "
+          f"loss mask {args.loss_mask} (no-mask rows: sky/invalid pixels in the loss), "
           f"one-step sampling; {n_eval} held-out scenes; mean +- std over {args.seeds} seeds")
     print(f"{'row':<26}{'AbsRel':>18}{'delta1':>18}")
     for preset, scores in rows.items():
@@ -204,6 +210,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--p-t-one", type=float, default=0.5)
+    ap.add_argument("--loss-mask", choices=("on", "off", "both"), default="on",
+                    help="sky/invalid depth pixels out of the loss (train's data.loss_mask); both: a row each")
     ap.add_argument("--out", help="work directory (default: a new temp dir)")
     args = ap.parse_args()
     if args.corruptions_only:
