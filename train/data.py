@@ -117,8 +117,9 @@ def defined_pixels(ts: TaskSample, target: np.ndarray) -> np.ndarray:
 
     Why: the evaluation scores only pixels with defined truth, and under uncertainty a generator
     regresses toward the average of what it has seen. Sky drawn at the far end of the depth
-    scale pulls every uncertain pixel of every scene far away; measured on the smoke scenes, the
-    same model trained with these pixels in the loss decodes depth with ~1.9x the AbsRel.
+    scale pulls every uncertain pixel of every scene far away; measured (bench/learn.py, 2,000
+    scenes, default colormap), the same model trained with these pixels in the loss decodes
+    depth with 1.7x the AbsRel (2.30 vs 1.33).
     """
     spec = ts.meta.get("codec")
     if not isinstance(spec, dict) or "name" not in spec:
