@@ -49,7 +49,7 @@ class EncodeSettings:
     eval_fraction: float = 0.05         # share of source groups held out for evaluation
     val_fraction: float = 0.0           # share held out for validation (choosing sampling settings, not scores)
     split_salt: str = "vistune"         # change it to draw a different held-out set
-    depth_preset: str = "default"       # depth codec preset: default | vb | hot | gray
+    depth_preset: str = "gray"          # depth codec preset: gray (learned best: bench/learn.py) | default | vb | hot
     input_format: str = "png"           # png (lossless) | jpg (quality 95)
     max_class_prompt: int = 12          # semantic prompts list present classes plus distractors up to this many
     max_referring_per_image: int = 4

@@ -49,9 +49,10 @@ sum k) and decodes linearly, by the channel sum (as Marigold decodes its gray de
 mean): the decoded value of an average of colors is the average of the decoded transformed
 depths, exactly, which is what a one-step (regression-like) prediction is. Same lossless bound as
 `hot` (1.1% over [0.1, 200] m). Trained on depth with sky and invalid pixels out of the loss
-(train's `data.loss_mask`; debug generator, 1,500 steps of 16, 2,000 scenes, 291 held out, one
-seed): AbsRel 1.19 / delta1 0.188 against 1.33 / 0.148 for `default` (2.30 / 0.146 with sky in the
-loss), per-pixel baseline 1.28 / 0.123. The smoke preset uses it; `bench/learn.py` runs the study.
+(train's `data.loss_mask`; debug generator, 1,500 steps of 16, 2,000 scenes, 291 held out, 3
+seeds): AbsRel 1.171 +- 0.017 / delta1 0.191 +- 0.003 against 1.335 +- 0.005 / 0.145 +- 0.003 for
+`default` (2.30 / 0.146 with sky in the loss), per-pixel baseline 1.28 / 0.123. So encode's
+default depth preset (`encode.settings.depth_preset`) is `gray`; `bench/learn.py` runs the study.
 
 Speed: both directions are lookup tables. Encoding indexes a table by the top bits of the
 float32 depth (8 exponent + 13 mantissa bits, 2^-13 relative bucket width, which adds at most

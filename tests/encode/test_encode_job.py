@@ -10,6 +10,7 @@ import pytest
 import webdataset as wds
 
 from encode import codecs
+from encode.codecs.depth import relative_error_bound
 from encode.manifest import open_dataset
 from encode.resize import ResizePolicy, plan, resize_nearest
 from encode.sample import from_sample
@@ -71,9 +72,12 @@ def test_targets_decode_to_raw_truth_within_codec_bounds(encoded):
         ts = from_sample(s)
         _, truth, _ = render_sample(ts.meta["seed"], H, W)
         d = resize_nearest(truth.depth, geom, np.nan)
-        back = codecs.from_spec(ts.meta["codec"]).decode(ts.target)
+        codec = codecs.from_spec(ts.meta["codec"])
+        back = codec.decode(ts.target)
         fin = np.isfinite(d)
-        assert np.all(np.abs(back[fin] - d[fin]) / d[fin] <= 0.0027)  # the depth codec's bound on [0.1, 200] m
+        bound = relative_error_bound(codec, 0.1, 200.0)  # the depth codec's bound on [0.1, 200] m
+        assert codec.params["preset"] == "gray" and bound < 0.012   # encode's default preset
+        assert np.all(np.abs(back[fin] - d[fin]) / d[fin] <= bound + 1e-6)
         assert np.array_equal(np.isinf(back), np.isinf(d))
     for s in _wds_samples(Path(cfg.out) / "normals" / "render-000000.tar"):
         ts = from_sample(s)
