@@ -9,8 +9,6 @@ I/U pooled over pixels / samples; instance AP by pycocotools over the set.
 
 from __future__ import annotations
 
-import functools
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,18 +52,13 @@ class SampleScore:
     error_map: np.ndarray | None = None       # per-pixel error (float, NaN where not scored)
 
 
-@functools.lru_cache(maxsize=64)
-def _codec_from_json(spec_json: str) -> codecs.Codec:
-    return codecs.from_spec(json.loads(spec_json))
-
-
 def codec_of(sample: TaskSample) -> codecs.Codec:
     """The sample's codec (meta['codec']); a missing or unknown spec is a decode_error failure."""
     spec = sample.meta.get("codec")
     if not isinstance(spec, dict) or "name" not in spec:
         raise EvalFailure("decode_error", f"sample {sample.key!r} ({sample.task}) has no codec spec in its json")
     try:
-        return _codec_from_json(json.dumps(spec, sort_keys=True))
+        return codecs.cached_from_spec(spec)
     except ValueError as err:
         raise EvalFailure("decode_error", f"sample {sample.key!r}: cannot build codec {spec.get('name')!r}: {err}") from err
 

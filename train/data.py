@@ -25,9 +25,7 @@ colors is another class, and a blend of two depth-path colors decodes to an unre
 from __future__ import annotations
 
 import dataclasses
-import functools
 import glob
-import json
 import os
 import random
 from dataclasses import dataclass
@@ -106,11 +104,6 @@ def nearest_target(task: str) -> bool:
     return TASK_GROUPS[task] == "vision"
 
 
-@functools.lru_cache(maxsize=32)
-def _codec(spec_json: str) -> codecs.Codec:
-    return codecs.from_spec(json.loads(spec_json))
-
-
 def defined_pixels(ts: TaskSample, target: np.ndarray) -> np.ndarray:
     """(H, W) uint8: 1 where the (resized) target of a depth or normals sample decodes to a
     defined value, 0 on no-hit (+inf depth) and invalid (NaN) pixels.
@@ -124,7 +117,7 @@ def defined_pixels(ts: TaskSample, target: np.ndarray) -> np.ndarray:
     spec = ts.meta.get("codec")
     if not isinstance(spec, dict) or "name" not in spec:
         raise BatchError(f"sample {ts.key!r} ({ts.task}) has no codec spec: cannot mask its undefined pixels")
-    values = _codec(json.dumps(spec, sort_keys=True)).decode(target)
+    values = codecs.cached_from_spec(spec).decode(target)
     finite = np.isfinite(values) if values.ndim == 2 else np.isfinite(values).all(axis=-1)
     return finite.astype(np.uint8)
 

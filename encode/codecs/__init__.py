@@ -8,6 +8,6 @@
 """
 
 from encode.codecs import depth, instance, mask, normals, semantic  # noqa: F401  (registration)
-from encode.codecs.registry import Codec, from_spec, get, names, register, spec
+from encode.codecs.registry import Codec, cached_from_spec, from_spec, get, names, register, spec
 
-__all__ = ["Codec", "from_spec", "get", "names", "register", "spec"]
+__all__ = ["Codec", "cached_from_spec", "from_spec", "get", "names", "register", "spec"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
@@ -56,3 +58,14 @@ def from_spec(desc: dict[str, Any]) -> Codec:
             f"this code implements version {codec.version}"
         )
     return codec
+
+
+@functools.lru_cache(maxsize=64)
+def _from_spec_json(spec_json: str) -> Codec:
+    return from_spec(json.loads(spec_json))
+
+
+def cached_from_spec(desc: dict[str, Any]) -> Codec:
+    """`from_spec`, built once per distinct spec (codecs are immutable; their tables are cached too).
+    What per-sample callers use: training's loss mask, evaluation's decode."""
+    return _from_spec_json(json.dumps(desc, sort_keys=True))

@@ -1,4 +1,5 @@
 import io
+import tarfile
 
 import numpy as np
 import pytest
@@ -27,3 +28,12 @@ def u2netp():
     from annotate import labelers
 
     return labelers.get("u2netp")
+
+
+def write_tar(path, members) -> None:
+    """A tar of (name, bytes) members, names as given (unsafe ones included: the tests need them)."""
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))

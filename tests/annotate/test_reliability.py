@@ -1,24 +1,14 @@
 """Annotate's counts are honest (issue 19): "N of M images" counts images, not the caption files
 that an img2dataset tar holds beside them, even when those are rejected."""
 
-import io
 import json
-import tarfile
 
 from annotate.imageio import DecodePolicy
 from annotate.process import AnnotateSettings
 from annotate.shard import AnnotateJobConfig, add_stats, annotate_shard, new_totals, totals_dict
 from annotate.sources import plan_units
 
-from .conftest import encode
-
-
-def _tar(path, members):
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+from .conftest import encode, write_tar
 
 
 def test_rejected_caption_files_in_a_tar_are_not_counted_as_images(tmp_path, photos, u2netp):
@@ -28,7 +18,7 @@ def test_rejected_caption_files_in_a_tar_are_not_counted_as_images(tmp_path, pho
     jpg = encode(photos["chelsea"][::4, ::4], "JPEG", quality=90)
     shard = tmp_path / "src" / "00000.tar"
     shard.parent.mkdir()
-    _tar(shard, [("000000000.jpg", jpg), ("000000000.txt", b"a cat"),
+    write_tar(shard, [("000000000.jpg", jpg), ("000000000.txt", b"a cat"),
                  ("000000001.png", encode(photos["coffee"][::4, ::4], "PNG")), ("000000001.txt", b"a coffee"),
                  ("../evil.txt", b"a caption outside the shard"), ("/tmp/evil.json", b"{}"),  # unsafe, not images
                  ("000000002.txt", b"a caption whose image is missing"),  # no image

@@ -1,25 +1,15 @@
 """Sources: directory trees, file lists and img2dataset-style shards, read in a fixed order."""
 
-import io
 import json
-import tarfile
 
 import numpy as np
 import pytest
 
 from annotate.sources import detect_kind, iter_tar, iter_unit, plan_units
 
-from .conftest import encode
+from .conftest import encode, write_tar
 
 IMG = encode(np.full((40, 40, 3), 90, np.uint8), "JPEG")
-
-
-def _tar(path, members):
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
 
 
 def test_directory_tree_sorted_with_sidecar_captions(tmp_path):
@@ -55,7 +45,7 @@ def test_file_list_relative_paths_captions_and_errors(tmp_path):
 def test_img2dataset_shard_with_bad_members(tmp_path):
     shard = tmp_path / "00000.tar"
     meta = json.dumps({"url": "http://example.invalid/0.jpg", "caption": "from json"}).encode()
-    _tar(shard, [("000000000.jpg", IMG), ("000000000.txt", b"a dog"), ("000000000.json", meta),
+    write_tar(shard, [("000000000.jpg", IMG), ("000000000.txt", b"a dog"), ("000000000.json", meta),
                  ("000000001.json", b"{}"),  # a sample without an image
                  ("../evil.jpg", IMG), ("/etc/evil.jpg", IMG),  # never read
                  ("000000002.png", IMG), ("000000002.json", meta)])
@@ -70,7 +60,7 @@ def test_img2dataset_shard_with_bad_members(tmp_path):
 
 def test_truncated_shard_keeps_the_samples_before_the_cut(tmp_path):
     shard = tmp_path / "00000.tar"
-    _tar(shard, [(f"{i:09d}.jpg", IMG) for i in range(3)])
+    write_tar(shard, [(f"{i:09d}.jpg", IMG) for i in range(3)])
     data = shard.read_bytes()
     cut = data.index(IMG, 2 * 512 + len(IMG)) + 100  # inside the second image
     shard.write_bytes(data[:cut])
@@ -81,7 +71,7 @@ def test_truncated_shard_keeps_the_samples_before_the_cut(tmp_path):
 
 def test_brace_patterns_and_validation(tmp_path):
     for i in range(3):
-        _tar(tmp_path / f"{i:05d}.tar", [(f"{i:09d}.jpg", IMG)])
+        write_tar(tmp_path / f"{i:05d}.tar", [(f"{i:09d}.jpg", IMG)])
     units = plan_units(str(tmp_path / "{00000..00002}.tar"))
     assert [u.paths[0].rsplit("/", 1)[1] for u in units] == ["00000.tar", "00001.tar", "00002.tar"]
     assert len(plan_units(str(tmp_path / "*.tar"))) == 3
