@@ -94,25 +94,20 @@ def _scratch_dirs(pids: set[int]) -> list[str]:
     return [n for n in os.listdir(scratch_base()) if any(n.startswith(f"vistune-blender-{p}-") for p in pids)]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
-def test_cancelled_render_leaves_one_line_no_scratch_and_no_partial_shard(tmp_path, how):
-    """A render slow enough to be caught mid-shard (4096 samples), cancelled the moment its first
-    shard's temp file appears: Ctrl-C as a terminal sends it (SIGINT to the whole process group),
-    or SIGTERM to the driver alone (a scheduler's stop)."""
-    out = tmp_path / "render"
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "render", f"out={out}", "n_scenes=2",
-                             "scenes_per_shard=1", "width=64", "height=64", "render.samples=4096", "workers=1",
-                             "ray.num_cpus=1", "edit_fraction=0"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # its own process group: the test's Ctrl-C reaches only it
+def _cancel_once_writing(argv: list[str], out: Path, worker_class: str, how: str,
+                         poll: float) -> tuple[int, str, set[int]]:
+    """Run a vistune command in its own process group (the test's Ctrl-C reaches only it), cancel it
+    the moment its first shard temp file appears under `out` (Ctrl-C: SIGINT to the group, as a
+    terminal sends it; sigterm: SIGTERM to the driver alone, a scheduler's stop).
+    Returns (exit code, stderr, the pids of its `worker_class` Ray workers at the cancel)."""
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
         deadline = time.time() + 240
         while not temp_files(out):
             assert proc.poll() is None and time.time() < deadline, proc.communicate()
-            time.sleep(0.05)
-        workers = set(ray_workers("RenderWorker", proc.pid))
-        assert workers
+            time.sleep(poll)
+        workers = set(ray_workers(worker_class, proc.pid))
         if how == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)
         else:
@@ -121,7 +116,21 @@ def test_cancelled_render_leaves_one_line_no_scratch_and_no_partial_shard(tmp_pa
     finally:
         if proc.poll() is None:
             kill_tree(proc.pid)
-    assert proc.returncode == (130 if how == "ctrl-c" else 143), err
+    return proc.returncode, err, workers
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_cancelled_render_leaves_one_line_no_scratch_and_no_partial_shard(tmp_path, how):
+    """A render slow enough to be caught mid-shard (4096 samples), cancelled the moment its first
+    shard's temp file appears: Ctrl-C as a terminal sends it (SIGINT to the whole process group),
+    or SIGTERM to the driver alone (a scheduler's stop)."""
+    out = tmp_path / "render"
+    argv = [sys.executable, "-m", "pipelines.cli", "render", f"out={out}", "n_scenes=2", "scenes_per_shard=1",
+            "width=64", "height=64", "render.samples=4096", "workers=1", "ray.num_cpus=1", "edit_fraction=0"]
+    returncode, err, workers = _cancel_once_writing(argv, out, "RenderWorker", how, poll=0.05)
+    assert workers
+    assert returncode == (130 if how == "ctrl-c" else 143), err
     line = _one_error_line(err)
     assert line.startswith("vistune render: cancelled (") and "rerun" in line
     assert sorted(p.name for p in out.iterdir()) == []  # no shard under a final name, no temp or lock file
@@ -147,23 +156,8 @@ def test_cancelled_encode_leaves_one_line_no_temp_or_lock_and_no_partial_shard(t
     out = tmp_path / "encode"
     argv = [sys.executable, "-m", "pipelines.cli", "encode", f"inputs=[{tmp_path / 'raw'}]", f"out={out}",
             "workers=1", "ray.num_cpus=1"]
-    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # its own process group: the test's Ctrl-C reaches only it
-    try:
-        deadline = time.time() + 240
-        while not temp_files(out):
-            assert proc.poll() is None and time.time() < deadline, proc.communicate()
-            time.sleep(0.02)
-        workers = set(ray_workers("EncodeWorker", proc.pid))
-        if how == "ctrl-c":
-            os.killpg(proc.pid, signal.SIGINT)
-        else:
-            proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            kill_tree(proc.pid)
-    assert proc.returncode == (130 if how == "ctrl-c" else 143), err
+    returncode, err, workers = _cancel_once_writing(argv, out, "EncodeWorker", how, poll=0.02)
+    assert returncode == (130 if how == "ctrl-c" else 143), err
     assert _one_error_line(err).startswith("vistune encode: cancelled (")
     assert _lock_and_temp_files(out) == []
     for task in [d for d in out.iterdir() if d.is_dir() and d.name != "_done"]:
