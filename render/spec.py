@@ -17,11 +17,10 @@ import numpy as np
 
 from formats.config import ConfigError, from_dict
 from render import camera as cam
-from render import shapes
+from render import materials, shapes
+from render.materials import MATERIAL_KINDS, TEXTURES, MaterialSpec  # noqa: F401  (re-exported)
 
 SPEC_VERSION = 1
-MATERIAL_KINDS = ("diffuse", "glossy", "metal", "glass", "textured")
-TEXTURES = ("checker", "noise", "bricks", "wave", "voronoi")
 LIGHT_KINDS = ("point", "sun", "area", "spot")
 ENVIRONMENT_KINDS = ("uniform", "sky")
 
@@ -39,18 +38,6 @@ class SpecError(ConfigError):
 
 
 Vec3 = tuple[float, float, float]
-
-
-@dataclass
-class MaterialSpec:
-    kind: str = "diffuse"
-    color: Vec3 = (0.8, 0.8, 0.8)  # linear RGB in [0, 1]
-    roughness: float = 0.5
-    metallic: float = 0.0
-    ior: float = 1.45
-    texture: str | None = None  # only for kind "textured"
-    texture_color: Vec3 = (0.1, 0.1, 0.1)
-    texture_scale: float = 5.0
 
 
 @dataclass
@@ -268,18 +255,10 @@ def _validate_object(o: ObjectSpec, where: str) -> None:
         shapes.check_params(o.shape, o.shape_params)
     except ValueError as err:
         raise SpecError(f"{where}.shape_params: {err}") from err
-    m, w = o.material, f"{where}.material"
-    _choice(m.kind, MATERIAL_KINDS, f"{w}.kind")
-    _vec(m.color, f"{w}.color", 0, 1)
-    _num(m.roughness, f"{w}.roughness", 0, 1)
-    _num(m.metallic, f"{w}.metallic", 0, 1)
-    _num(m.ior, f"{w}.ior", 1, 4)
-    if m.kind == "textured":
-        _choice(m.texture, TEXTURES, f"{w}.texture")
-    elif m.texture is not None:
-        raise SpecError(f"{w}.texture is only allowed for kind 'textured', got {m.texture!r} for {m.kind!r}")
-    _vec(m.texture_color, f"{w}.texture_color", 0, 1)
-    _num(m.texture_scale, f"{w}.texture_scale", 0, strict_lo=True)
+    try:
+        materials.validate(o.material, f"{where}.material")
+    except materials.MaterialError as err:
+        raise SpecError(str(err)) from err
 
 
 def rotation_matrix(euler_xyz: Vec3) -> np.ndarray:
