@@ -96,9 +96,9 @@ def _r(x: float, nd: int = 4) -> float:
 
 
 def hsv_linear(h: float, s: float, v: float) -> Vec3:
-    """An sRGB-space HSV colour -> linear RGB, clipped to [0.01, 0.92] (no perfect black or white)."""
+    """An sRGB-space HSV colour -> linear RGB, clipped to [0.002, 0.92] (no perfect black or white)."""
     to_linear = lambda c: (c / 12.92) if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4  # noqa: E731
-    return tuple(_r(min(max(to_linear(c), 0.01), 0.92)) for c in colorsys.hsv_to_rgb(h % 1.0, s, v))
+    return tuple(_r(min(max(to_linear(c), 0.002), 0.92)) for c in colorsys.hsv_to_rgb(h % 1.0, s, v))
 
 
 def _hsv(rng: np.random.Generator, h: tuple[float, float], s: tuple[float, float], v: tuple[float, float]) -> Vec3:
