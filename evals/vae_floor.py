@@ -1,0 +1,378 @@
+"""The VAE floor: the best a latent generator can score, whatever it learns.
+
+A latent model (Stable Diffusion, InstructPix2Pix, FLUX.1 Kontext, ...) never draws pixels: its
+answer is a latent that the VAE decodes. So even a perfect denoiser is scored on
+
+    truth -> codec encode -> VAE encode (latent mode, fp32) -> VAE decode -> codec decode
+
+and this module measures that floor by feeding the round-tripped target through the normal
+scoring path (`evals.scoring`, the `Evaluator`), exactly as a model's prediction. The codec
+oracle (`evals.reference.oracle_predict`) is the floor of the encoding alone; the gap between
+the two rows is what the VAE costs, per task and per codec.
+
+    vae = load_vae("models/sd2/vae")                  # or a pipeline dir (its vae/ subfolder)
+    rows = vae_floor(vae, samples)                    # {task: {"abs_rel": ..., "edge_abs_rel": ...}}
+
+Resolution: a latent model generates at its native resolution, from the centre square of the
+input (train.predict). `resolution="native"` (the default) does the same: each target's centre
+square is resized (nearest neighbour, as train.data.prepare resizes vision targets) to the VAE's
+`sample_size`, round-tripped, and scored on that window of the truth (`center_square` region):
+the floor then includes the resize a model at that resolution pays. `resolution=None` keeps each
+target at its own size (padded by edge replication to the VAE's downsampling factor, cropped
+back) and scores the full frame: with an identity autoencoder this is exactly the codec oracle.
+
+Two metrics are added to the evaluator's (which are unchanged):
+- depth `edge_abs_rel`: AbsRel restricted to depth-discontinuity pixels, where a VAE's smoothing
+  hurts most. A valid-truth pixel is a discontinuity pixel when, within its 3x3 neighbourhood,
+  the largest and smallest truth depth differ by more than a factor EDGE_RATIO (1.25, delta1's
+  threshold: a jump that large is never a smooth surface at 256 px; at 1.1 a ground plane near the
+  horizon already counts, 9.5% of an analytic outdoor scene's pixels against 4.8%); a +inf
+  (sky) neighbour counts as very far, so object/sky borders are edges, and NaN (invalid)
+  neighbours are ignored. Computed per image on the clipped prediction (evals.depth's protocol),
+  then averaged over the images that have such pixels (`edge_share`: their share of valid pixels).
+- semantic `wrong_colour`: share of labeled truth pixels whose predicted colour decodes to
+  another class (a nearer palette colour, or none within the codec's threshold: unlabeled), and
+  `off_palette`: share of predicted pixels farther than that threshold from every palette colour.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from encode.resize import fit_square
+from encode.sample import TaskSample
+from evals import depth as depth_m
+from evals.evaluator import ALL, Evaluator
+from evals.failure import EvalFailure
+from evals.scoring import VISION_TASKS, center_square, codec_of, decode_prediction, truth_of
+
+EDGE_RATIO = 1.25           # neighbour depth ratio that makes a pixel a depth discontinuity
+SKY_DEPTH = 1e6             # +inf truth counts as this far when finding discontinuities (meters)
+WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+VIDEO_VAES = ("AutoencoderKLQwenImage", "AutoencoderKLWan")  # 5-D (B, C, T, H, W): one frame
+HEADLINE_METRICS = {"depth": ("abs_rel", "delta1", "edge_abs_rel"), "normals": ("mean_deg", "median_deg"),
+                    "semantic": ("miou", "wrong_colour"), "instance": ("AP",), "referring": ("giou", "ciou")}
+
+
+class VaeError(ValueError):
+    """A VAE directory that is missing, incomplete or of an unsupported class."""
+
+
+# ---------------------------------------------------------------- loading
+
+def resolve_vae_dir(path: str | Path) -> Path:
+    """The VAE's own directory: `path` itself (a VAE dir with config.json) or `path/vae` (a pipeline
+    dir with model_index.json). Raises VaeError naming what is missing."""
+    root = Path(path)
+    if not root.is_dir():
+        raise VaeError(f"VAE directory {str(root)!r} does not exist; download the model on a connected machine "
+                       f"(e.g. `hf download <repo> --local-dir {root}`) and copy it here")
+    if (root / "model_index.json").is_file() and not (root / "config.json").is_file():
+        index = json.loads((root / "model_index.json").read_text())
+        if "vae" not in index:
+            raise VaeError(f"pipeline directory {str(root)!r}: model_index.json names no `vae` component "
+                           f"(has {sorted(k for k in index if not k.startswith('_'))})")
+        root = root / "vae"
+        if not root.is_dir():
+            raise VaeError(f"pipeline directory {str(root.parent)!r} lacks its vae/ subfolder; download it on a "
+                           f"connected machine (e.g. `hf download <repo> --include 'vae/*' --local-dir {root.parent}`)")
+    if not (root / "config.json").is_file():
+        raise VaeError(f"{str(root)!r} is neither a VAE directory (config.json) nor a diffusers pipeline directory "
+                       f"(model_index.json with a vae/ subfolder)")
+    _check_weights(root)
+    return root
+
+
+def _check_weights(root: Path) -> None:
+    """A weights file, or a sharded index whose every shard is present."""
+    for index in root.glob("diffusion_pytorch_model*.index.json"):
+        shards = sorted(set(json.loads(index.read_text()).get("weight_map", {}).values()))
+        missing = [s for s in shards if not (root / s).is_file()]
+        if missing:
+            raise VaeError(f"VAE directory {str(root)!r}: {index.name} lists {len(missing)} missing weight shard(s) "
+                           f"{missing[:3]}; download them on a connected machine")
+        return
+    if not any(root.glob("diffusion_pytorch_model*.safetensors")) and not any(root.glob("diffusion_pytorch_model*.bin")):
+        raise VaeError(f"VAE directory {str(root)!r} has config.json but no weights ({' or '.join(WEIGHT_FILES)}); "
+                       f"download them on a connected machine (e.g. `hf download <repo> --include 'vae/*'`)")
+
+
+def _variant(root: Path) -> str | None:
+    """Load the fp16 (or other) variant file when the plain one is absent (it is upcast to fp32 anyway)."""
+    if any((root / f).is_file() for f in WEIGHT_FILES) or any(root.glob("diffusion_pytorch_model.safetensors.index.json")):
+        return None
+    for f in sorted(root.glob("diffusion_pytorch_model.*.safetensors")) + sorted(root.glob("diffusion_pytorch_model.*.bin")):
+        parts = f.name.split(".")
+        if len(parts) == 3:
+            return parts[1]
+    return None
+
+
+def load_vae(path: str | Path, device: str = "cpu"):
+    """A diffusers autoencoder from a local VAE or pipeline directory (local_files_only, fp32, eval mode)."""
+    import diffusers
+    import torch
+
+    root = resolve_vae_dir(path)
+    config = json.loads((root / "config.json").read_text())
+    name = config.get("_class_name")
+    cls = getattr(diffusers, str(name), None)
+    if cls is None or not hasattr(cls, "from_pretrained") or "Autoencoder" not in str(name):
+        raise VaeError(f"VAE directory {str(root)!r}: config.json `_class_name` {name!r} is not a diffusers "
+                       f"autoencoder class (e.g. AutoencoderKL)")
+    vae = cls.from_pretrained(root, local_files_only=True, torch_dtype=torch.float32, variant=_variant(root))
+    return vae.to(device).eval()
+
+
+# ---------------------------------------------------------------- the round trip
+
+def native_resolution(vae: Any) -> int | None:
+    """The VAE's training resolution (`config.sample_size`), None for an object without one."""
+    size = getattr(getattr(vae, "config", None), "sample_size", None)
+    if isinstance(size, (list, tuple)):
+        size = size[0]
+    return int(size) if isinstance(size, (int, float)) and size > 0 else None
+
+
+def downsampling(vae: Any) -> int:
+    """Pixels per latent along a side: 2^(blocks - 1) for AutoencoderKL-like configs, else 1."""
+    blocks = getattr(getattr(vae, "config", None), "block_out_channels", None)
+    return 2 ** (len(blocks) - 1) if blocks else 1
+
+
+def _latents(vae: Any, x):
+    """The latent *mode* (the mean of a Gaussian posterior): deterministic, what a perfect model aims at."""
+    out = vae.encode(x)
+    dist = getattr(out, "latent_dist", None)
+    if dist is None and isinstance(out, tuple) and out and hasattr(out[0], "mode"):
+        dist = out[0]
+    if dist is not None:
+        return dist.mode()
+    return getattr(out, "latents", out)
+
+
+def _decoded(vae: Any, z):
+    out = vae.decode(z)
+    if hasattr(out, "sample"):
+        return out.sample
+    return out[0] if isinstance(out, tuple) else out
+
+
+def round_trip(vae: Any, images: Sequence[np.ndarray], batch_size: int = 8, device: str | None = None) -> list[np.ndarray]:
+    """uint8 (H, W, 3) images of one size -> VAE encode (mode) -> decode -> uint8, in batches, fp32, no grad.
+
+    Images are padded by edge replication to the VAE's downsampling factor and cropped back.
+    """
+    import torch
+
+    if not images:
+        return []
+    h, w = images[0].shape[:2]
+    f = downsampling(vae)
+    ph, pw = -h % f, -w % f
+    video = type(vae).__name__ in VIDEO_VAES
+    if device is None:
+        params = getattr(vae, "parameters", None)
+        first = next(iter(params()), None) if callable(params) else None
+        device = first.device if first is not None else "cpu"
+    out: list[np.ndarray] = []
+    with torch.no_grad():
+        for lo in range(0, len(images), batch_size):
+            chunk = np.stack([np.pad(im, ((0, ph), (0, pw), (0, 0)), mode="edge") for im in images[lo:lo + batch_size]])
+            x = torch.from_numpy(chunk).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            if video:
+                x = x.unsqueeze(2)
+            y = _decoded(vae, _latents(vae, x))
+            if video:
+                y = y[:, :, 0]
+            y = ((y.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
+            out += list(y.permute(0, 2, 3, 1)[:, :h, :w].cpu().numpy())
+    return out
+
+
+class VaeRoundTrip:
+    """A predict function: each sample's target (its encoded truth) round-tripped through the VAE.
+
+    Args:
+        vae: a diffusers autoencoder (load_vae) or any object with encode / decode on (B, 3, H, W) in [-1, 1].
+        resolution: "native" (the VAE's sample_size; the target's centre square resized to it), an
+            int (the same at that size), or None (each target at its own size, full frame).
+        batch_size: images per VAE call.
+        on_batch: called with (samples, predictions) after every batch (the extra metrics).
+    """
+
+    def __init__(self, vae: Any, resolution: int | str | None = "native", batch_size: int = 8,
+                 on_batch: Callable[[list[TaskSample], list[np.ndarray]], None] | None = None) -> None:
+        if resolution == "native":
+            resolution = native_resolution(vae)
+        if resolution is not None and (not isinstance(resolution, int) or resolution < 1):
+            raise ValueError(f"VaeRoundTrip: resolution must be 'native', a positive int or None, got {resolution!r}")
+        if batch_size < 1:
+            raise ValueError(f"VaeRoundTrip: batch_size must be >= 1, got {batch_size}")
+        self.vae, self.resolution, self.batch_size, self.on_batch = vae, resolution, batch_size, on_batch
+
+    @property
+    def region(self) -> str:
+        """The window of the truth a prediction depicts (evals.scoring regions)."""
+        return "full" if self.resolution is None else "center_square"
+
+    def __call__(self, samples: list[TaskSample]) -> list[np.ndarray]:
+        targets = [s.target if self.resolution is None else fit_square(s.target, self.resolution, nearest=True)
+                   for s in samples]
+        preds: list[np.ndarray | None] = [None] * len(targets)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, t in enumerate(targets):
+            by_size.setdefault(t.shape[:2], []).append(i)
+        for idx in by_size.values():
+            for i, p in zip(idx, round_trip(self.vae, [targets[i] for i in idx], self.batch_size)):
+                preds[i] = p
+        if self.on_batch is not None:
+            self.on_batch(samples, preds)
+        return preds
+
+
+# ---------------------------------------------------------------- extra metrics
+
+def depth_edges(truth: np.ndarray, ratio: float = EDGE_RATIO) -> np.ndarray:
+    """(H, W) bool: pixels whose 3x3 neighbourhood spans a truth depth ratio above `ratio`
+    (+inf counts as SKY_DEPTH, NaN and non-positive depths are ignored)."""
+    d = np.where(np.isposinf(truth), SKY_DEPTH, truth).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logd = np.where(np.isfinite(d) & (d > 0), np.log(np.where(d > 0, d, 1.0)), np.nan)
+    hi = ndimage.maximum_filter(np.where(np.isnan(logd), -np.inf, logd), size=3, mode="nearest")
+    lo = ndimage.minimum_filter(np.where(np.isnan(logd), np.inf, logd), size=3, mode="nearest")
+    return ~np.isnan(logd) & (hi - lo > np.log(ratio))
+
+
+def edge_abs_rel(decoded: np.ndarray, truth: np.ndarray, protocol: depth_m.DepthProtocol,
+                 valid_gt: np.ndarray) -> tuple[float, float] | None:
+    """(AbsRel over valid discontinuity pixels, their share of valid pixels); None without any."""
+    edge = valid_gt & depth_edges(truth)
+    scored = edge & ~np.isnan(decoded)
+    if not scored.any():
+        return None
+    clipped = depth_m.clip_prediction(decoded, protocol)
+    rel = np.abs(clipped[scored] - truth[scored]) / truth[scored]
+    return float(rel.mean()), float(edge.sum() / max(valid_gt.sum(), 1))
+
+
+def semantic_colours(sample: TaskSample, pred: np.ndarray, decoded: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """wrong_colour (labeled truth pixels decoded to another class) and off_palette (predicted pixels
+    beyond the codec's max_distance from every palette colour)."""
+    from encode.codecs.palette import nearest_indices
+
+    codec = codec_of(sample)
+    labeled = truth > 0
+    idx = nearest_indices(pred.reshape(1, -1, 3), codec.palette, codec.max_distance)
+    return {"wrong_colour": float(np.mean(decoded[labeled] != truth[labeled])) if labeled.any() else float("nan"),
+            "off_palette": float(np.mean(idx < 0))}
+
+
+class FloorExtras:
+    """Per-task running means of the extra metrics, fed batch by batch (VaeRoundTrip's on_batch)."""
+
+    def __init__(self, region: str, depth_protocol: str = "vistune") -> None:
+        self.region = region
+        self.default_protocol = depth_m.get_protocol(depth_protocol)
+        self.values: dict[str, dict[str, list[float]]] = {}
+
+    def _add(self, task: str, metrics: dict[str, float]) -> None:
+        for k, v in metrics.items():
+            self.values.setdefault(task, {}).setdefault(k, []).append(v)
+
+    def __call__(self, samples: list[TaskSample], preds: list[np.ndarray]) -> None:
+        for s, p in zip(samples, preds):
+            if s.task not in ("depth", "semantic") or p is None:
+                continue
+            try:
+                self._one(s, p)
+            except EvalFailure:
+                pass  # the evaluator counts the same failure for this sample
+
+    def _one(self, s: TaskSample, pred: np.ndarray) -> None:
+        full = truth_of(s)
+        window = center_square(full.shape) if self.region == "center_square" else (slice(None), slice(None))
+        truth = full[window]
+        decoded = decode_prediction(s, pred, truth.shape[:2])
+        if s.task == "semantic":
+            self._add("semantic", semantic_colours(s, pred, decoded, truth))
+            return
+        protocol = depth_m.get_protocol(s.meta["depth_protocol"]) if "depth_protocol" in s.meta else self.default_protocol
+        edge = edge_abs_rel(decoded, truth, protocol, depth_m.valid_mask(full, protocol)[window])
+        if edge is not None:
+            self._add("depth", {"edge_abs_rel": edge[0], "edge_share": edge[1]})
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        return {t: {k: float(np.nanmean(v)) for k, v in ms.items()} for t, ms in self.values.items()}
+
+
+# ---------------------------------------------------------------- the harness
+
+def floor_metrics(predict: Callable[[list[TaskSample]], list[np.ndarray]], samples: Sequence[TaskSample], region: str,
+                  batch_size: int = 8, depth_protocol: str = "vistune",
+                  extras: FloorExtras | None = None) -> dict[str, dict[str, float]]:
+    """Task -> metrics of `predict` on the vision samples (pooled over sources), through the Evaluator,
+    plus `extras`' metrics when given (they must be fed by `predict`)."""
+    vision = [s for s in samples if s.task in VISION_TASKS]
+    ev = Evaluator(predict, vision, name="vae-floor", batch_size=batch_size, depth_protocol=depth_protocol,
+                   references=False, examples_per_task=0, prediction_region=region)
+    list(ev.run())
+    out = {task: dict(srcs[ALL]) for task, srcs in ev.result.metrics.get("model", {}).items()}
+    for task, ms in (extras.metrics() if extras else {}).items():
+        out.setdefault(task, {}).update(ms)
+    return out
+
+
+def vae_floor(vae: Any, samples: Sequence[TaskSample], resolution: int | str | None = "native", batch_size: int = 8,
+              depth_protocol: str = "vistune") -> dict[str, dict[str, float]]:
+    """Task -> the evaluator's metrics (and edge_abs_rel / wrong_colour) of the VAE round trip of
+    every vision sample's target: the floor of a latent model with this VAE."""
+    size = native_resolution(vae) if resolution == "native" else resolution
+    extras = FloorExtras("full" if size is None else "center_square", depth_protocol)
+    fn = VaeRoundTrip(vae, size, batch_size, on_batch=extras)
+    return floor_metrics(fn, samples, fn.region, batch_size, depth_protocol, extras)
+
+
+def codec_floor(samples: Sequence[TaskSample], batch_size: int = 8, depth_protocol: str = "vistune"
+                ) -> dict[str, dict[str, float]]:
+    """The same metrics of the codec oracle (the encoded truth itself, full frame): the row to compare with."""
+    extras = FloorExtras("full", depth_protocol)
+
+    def oracle(batch: list[TaskSample]) -> list[np.ndarray]:
+        preds = [s.target for s in batch]
+        extras(batch, preds)
+        return preds
+
+    return floor_metrics(oracle, samples, "full", batch_size, depth_protocol, extras)
+
+
+# ---------------------------------------------------------------- the eval job's reference row
+
+def add_vae_oracle(evaluator: Evaluator, vae: str | Path | None, resolution: int | None = None,
+                   device: str = "cpu", batch_size: int = 8) -> None:
+    """Add the `vae-oracle` reference row (next to `oracle`) to an Evaluator, when `vae` (eval.vae, a
+    VAE or pipeline directory) is given; nothing otherwise. `resolution`: the model's (default: the
+    VAE's native one). A model's evaluator already holds the other reference rows: this one joins them."""
+    if vae is None or "oracle" not in evaluator.predictors:
+        return
+    fn = VaeRoundTrip(_cached_vae(str(vae), device), resolution or "native", batch_size)
+    if fn.region == "center_square" and evaluator.region == "full":
+        raise ValueError("eval.vae: the VAE round trip answers for the centre square at its resolution, "
+                         "but this evaluation scores full-frame predictions")
+    evaluator.predictors["vae-oracle"] = evaluator._in_region(fn)
+
+
+_VAES: dict[tuple[str, str], Any] = {}
+
+
+def _cached_vae(path: str, device: str):
+    """One load per (directory, device) per process: every checkpoint's eval reuses it."""
+    key = (str(Path(path).resolve()), device)
+    if key not in _VAES:
+        _VAES[key] = load_vae(path, device)
+    return _VAES[key]
