@@ -30,6 +30,7 @@ from evals.evaluator import ALL, EvalResult, Evaluator
 from evals.reference import Baseline
 from evals.report import write_report
 from evals.scoring import GENERATION_TASKS, HEADLINE, SCORED_TASKS
+from evals.vae_floor import add_vae_oracle, resolve_vae_dir
 from formats.atomic import atomic_write_text
 from train.threads import use_cpu_threads
 
@@ -63,6 +64,7 @@ class EvalJobConfig:
     loss_draws: int = 4                    # flow-loss noise draws per generation sample; 0 disables
     examples_per_task: int = 4
     threads: int = 0                       # torch CPU threads (0: the CPUs this process is given)
+    vae: str | None = None                 # a VAE or pipeline dir: adds the `vae-oracle` row (evals/vae_floor.py)
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -183,6 +185,8 @@ def run_eval(conf: EvalJobConfig, loader: Callable = _default_loader, predictor:
     checkpoint readers and `train.predict.predict` (tests inject stand-ins).
     """
     shard_paths(conf.data)  # a typo in data= is reported before any checkpoint is read
+    if conf.vae is not None:
+        resolve_vae_dir(conf.vae)  # a missing VAE too
     use_cpu_threads(conf.threads)  # not the machine's cores: see formats/cpus.py
     paths = list(conf.checkpoint) + ([conf.base] if conf.base else [])
     check_same_model({p: config_reader(p) for p in paths})  # before any sampling: a mismatch wastes no GPU hour
@@ -256,6 +260,7 @@ def _evaluate(conf: EvalJobConfig, model: Any, path: str, config: dict[str, Any]
                    depth_protocol=conf.depth_protocol, depth_protocols=conf.depth_protocols, baseline=baseline,
                    references=references, examples_per_task=conf.examples_per_task,
                    prediction_region="center_square")
+    add_vae_oracle(ev, conf.vae, getattr(model, "resolution", None), conf.device, conf.batch_size)
     metrics = dict(ev.run())
     res = ev.result
     res.info.update(checkpoint=str(path), step=checkpoint_step(path, config), steps=conf.steps,

@@ -43,7 +43,7 @@ COLUMNS = {
     "t2i": ["feature_distance", "frechet_feature"],
     "edit": ["ssim", "psnr", "feature_distance", "frechet_feature"],
 }
-COLORS = {"oracle": "#2ca02c", "baseline": "#7f7f7f", "pixel_baseline": "#a0522d"}
+COLORS = {"oracle": "#2ca02c", "vae-oracle": "#17a589", "baseline": "#7f7f7f", "pixel_baseline": "#a0522d"}
 REFERENCES = tuple(COLORS)  # the reference rows of every table and chart
 MODEL_COLORS = ["#1f77b4", "#ff7f0e", "#9467bd", "#d62728", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 

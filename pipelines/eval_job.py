@@ -66,17 +66,18 @@ def describe(summary: dict[str, Any]) -> str:
     from evals.scoring import HEADLINE
 
     results = summary["results"]
-    lines = [f"{'task':<10} {'metric':<17} " + " ".join(f"{r.name[:16]:>16}" for r in results)
-             + f" {'oracle':>10} {'baseline':>10} {'px-baseline':>11}"]
     ref = results[0].metrics
+    vae = ["vae-oracle"] if "vae-oracle" in ref else []  # eval.vae: the latent model's floor
+    lines = [f"{'task':<10} {'metric':<17} " + " ".join(f"{r.name[:16]:>16}" for r in results)
+             + f" {'oracle':>10}" + "".join(f" {p:>10}" for p in vae) + f" {'baseline':>10} {'px-baseline':>11}"]
     for task, (metric, _) in HEADLINE.items():
         row = [r.metrics.get("model", {}).get(task, {}).get("all", {}).get(metric) for r in results]
         if all(v is None for v in row):
             continue
-        refs = [ref.get(p, {}).get(task, {}).get("all", {}).get(metric) for p in ("oracle", "baseline", "pixel_baseline")]
+        refs = [ref.get(p, {}).get(task, {}).get("all", {}).get(metric) for p in ("oracle", *vae, "baseline", "pixel_baseline")]
         fmt = lambda v, w: f"{v:>{w}.4g}" if isinstance(v, float) else f"{'-':>{w}}"  # noqa: E731
         lines.append(f"{task:<10} {metric:<17} " + " ".join(fmt(v, 16) for v in row)
-                     + f" {fmt(refs[0], 10)} {fmt(refs[1], 10)} {fmt(refs[2], 11)}")
+                     + "".join(f" {fmt(v, 10)}" for v in refs[:-1]) + f" {fmt(refs[-1], 11)}")
     if summary.get("comparison"):
         lines.append(f"generation vs base: {summary['comparison']['summary']}")
     lines.append(f"wrote {summary['json']} and {summary['report']}")
