@@ -47,6 +47,7 @@ class MaterialSpec:
     texture_scale: float = 5.0  # pattern repeats per meter
     bump: float = 0.0  # relief strength in [0, 1] (shading only)
     variant: int = 0  # pattern offset in [0, 9999]
+    emission: float = 0.0  # glow strength (W/m^2-ish, Blender's Emission Strength) in `color`: lamp shades, screens
 
 
 class MaterialError(ValueError):
@@ -59,7 +60,7 @@ def validate(m: MaterialSpec, where: str = "material") -> MaterialSpec:
         raise MaterialError(f"{where}.kind must be one of {list(MATERIAL_KINDS)}, got {m.kind!r}")
     for name in ("color", "texture_color"):
         _vec01(getattr(m, name), f"{where}.{name}")
-    for name, lo, hi in (("roughness", 0, 1), ("metallic", 0, 1), ("ior", 1, 4), ("bump", 0, 1)):
+    for name, lo, hi in (("roughness", 0, 1), ("metallic", 0, 1), ("ior", 1, 4), ("bump", 0, 1), ("emission", 0, 1000)):
         _num(getattr(m, name), f"{where}.{name}", lo, hi)
     _num(m.texture_scale, f"{where}.texture_scale", 0, MAX_TEXTURE_SCALE)
     if m.texture_scale <= 0:
@@ -257,6 +258,14 @@ def choose_kind(rng: np.random.Generator, weights: dict[str, float]) -> str:
     names = list(weights)
     p = np.asarray([weights[k] for k in names], float)
     return names[int(rng.choice(len(names), p=p / p.sum()))]
+
+
+def emissive(rng: np.random.Generator, kind: str = "plastic") -> MaterialSpec:
+    """A glowing surface (a lamp shade, a lit screen): material `kind` that also emits warm light."""
+    m = sample(kind, rng)
+    m.color = hsv_linear(rng.uniform(0.06, 0.14), rng.uniform(0.05, 0.4), rng.uniform(0.85, 1.0))
+    m.emission = _r(rng.uniform(2.0, 12.0), 3)
+    return m
 
 
 def for_class(semantic_class: str, rng: np.random.Generator) -> MaterialSpec:

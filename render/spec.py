@@ -17,12 +17,11 @@ import numpy as np
 
 from formats.config import ConfigError, from_dict
 from render import camera as cam
-from render import materials, shapes
+from render import lights, materials, shapes
+from render.lights import ENVIRONMENT_KINDS, LIGHT_KINDS, EnvironmentSpec, LightSpec  # noqa: F401  (re-exported)
 from render.materials import MATERIAL_KINDS, TEXTURES, MaterialSpec  # noqa: F401  (re-exported)
 
 SPEC_VERSION = 1
-LIGHT_KINDS = ("point", "sun", "area", "spot")
-ENVIRONMENT_KINDS = ("uniform", "sky")
 
 # Stable semantic vocabulary: id = position + 1. Classes a spec uses beyond these are appended.
 SEMANTIC_CLASSES = (
@@ -49,24 +48,6 @@ class ObjectSpec:
     material: MaterialSpec = field(default_factory=MaterialSpec)
     semantic_class: str = "object"
     shape_params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class LightSpec:
-    kind: str = "point"
-    location: Vec3 = (0.0, 0.0, 3.0)
-    rotation: Vec3 = (0.0, 0.0, 0.0)  # lights shine along their local -z (Blender convention)
-    energy: float = 500.0  # W (point, spot, area) or W/m^2 (sun)
-    color: Vec3 = (1.0, 1.0, 1.0)
-    size: float = 0.1  # radius (point, spot), edge length (area), angle in radians (sun)
-
-
-@dataclass
-class EnvironmentSpec:
-    kind: str = "uniform"
-    color: Vec3 = (0.05, 0.05, 0.05)  # uniform color, or the sky's zenith color
-    horizon_color: Vec3 = (0.6, 0.7, 0.8)  # sky only
-    strength: float = 1.0
 
 
 @dataclass
@@ -221,19 +202,12 @@ def validate(spec: SceneSpec) -> SceneSpec:
         raise SpecError(f"camera: {err}") from err
     for i, o in enumerate(spec.objects):
         _validate_object(o, f"objects[{i}]")
-    for i, light in enumerate(spec.lights):
-        w = f"lights[{i}]"
-        _choice(light.kind, LIGHT_KINDS, f"{w}.kind")
-        _vec(light.location, f"{w}.location")
-        _vec(light.rotation, f"{w}.rotation")
-        _num(light.energy, f"{w}.energy", 0)
-        _vec(light.color, f"{w}.color", 0, 1)
-        _num(light.size, f"{w}.size", 0)
-    e = spec.environment
-    _choice(e.kind, ENVIRONMENT_KINDS, "environment.kind")
-    _vec(e.color, "environment.color", 0, 1)
-    _vec(e.horizon_color, "environment.horizon_color", 0, 1)
-    _num(e.strength, "environment.strength", 0)
+    try:
+        for i, light in enumerate(spec.lights):
+            lights.validate_light(light, f"lights[{i}]")
+        lights.validate_environment(spec.environment, "environment")
+    except lights.LightError as err:
+        raise SpecError(str(err)) from err
     eye = np.asarray(c.location, float)
     for i, o in enumerate(spec.objects):
         if inside_box(eye, o):

@@ -58,3 +58,12 @@ def test_for_class_suits_the_object():
 def test_validate_names_the_field(change, match):
     with pytest.raises(MaterialError, match=match):
         validate(dataclasses.replace(MaterialSpec("wood"), **change))
+
+
+def test_emissive_glows_and_validates():
+    rng = np.random.default_rng(3)
+    m = materials.emissive(rng, "fabric")
+    assert m.kind == "fabric" and 2.0 <= m.emission <= 12.0
+    validate(m)
+    with pytest.raises(MaterialError, match=r"material\.emission"):
+        validate(dataclasses.replace(m, emission=-1.0))
