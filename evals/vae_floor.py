@@ -239,14 +239,15 @@ class VaeRoundTrip:
 # ---------------------------------------------------------------- extra metrics
 
 def depth_edges(truth: np.ndarray, ratio: float = EDGE_RATIO) -> np.ndarray:
-    """(H, W) bool: pixels whose 3x3 neighbourhood spans a truth depth ratio above `ratio`
-    (+inf counts as SKY_DEPTH, NaN and non-positive depths are ignored)."""
+    """(H, W) bool: finite-truth pixels whose 3x3 neighbourhood spans a truth depth ratio above
+    `ratio` (a +inf neighbour counts as SKY_DEPTH; NaN and non-positive neighbours are ignored)."""
     d = np.where(np.isposinf(truth), SKY_DEPTH, truth).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         logd = np.where(np.isfinite(d) & (d > 0), np.log(np.where(d > 0, d, 1.0)), np.nan)
     hi = ndimage.maximum_filter(np.where(np.isnan(logd), -np.inf, logd), size=3, mode="nearest")
     lo = ndimage.minimum_filter(np.where(np.isnan(logd), np.inf, logd), size=3, mode="nearest")
-    return ~np.isnan(logd) & (hi - lo > np.log(ratio))
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(truth) & (truth > 0) & (hi - lo > np.log(ratio))  # only pixels with a depth to score
 
 
 def edge_abs_rel(decoded: np.ndarray, truth: np.ndarray, protocol: depth_m.DepthProtocol,
