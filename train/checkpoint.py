@@ -151,6 +151,15 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], what:
     model.load_state_dict(weights)
 
 
+def check_same_base(saved: dict[str, Any], current: dict[str, Any], path: str | os.PathLike) -> None:
+    """A checkpoint of a pretrained base (model.base_hash) only loads onto that same base."""
+    was, now = saved.get("model", {}).get("base_hash"), current.get("model", {}).get("base_hash")
+    if was != now and (was or now):
+        raise CheckpointError(f"checkpoint {str(path)!r} was trained on base {saved['model'].get('path')!r} "
+                              f"(hash {str(was)[:12]}), this run's model is {current['model'].get('path')!r} "
+                              f"(hash {str(now)[:12]}): a checkpoint only loads onto its own base model")
+
+
 def load_generator(path: str | os.PathLike, map_location: str | torch.device = "cpu",
                    ema: bool = True) -> tuple[Generator, dict[str, Any]]:
     """The generator a checkpoint holds (EMA weights by default), in eval mode, and its run config.

@@ -181,6 +181,7 @@ class Trainer:
         use_cpu_threads(cfg.threads)  # not the machine's cores: see formats/cpus.py
         torch.manual_seed(cfg.seed)  # the model init; everything after draws from self.noise
         self.model: Generator = self.model_cfg.build()
+        self.config["model"] = _plain(self.model.config_dict())  # a pretrained base adds its path + hash
         self.resumed_from = self._resume_path()
         if self.resumed_from is None and cfg.init_from:
             self._init_weights(cfg.init_from)
@@ -213,6 +214,7 @@ class Trainer:
 
     def _init_weights(self, path: str) -> None:
         state = ckpt.load_checkpoint(path)
+        ckpt.check_same_base(state["config"], self.config, path)
         ckpt.load_weights(self.model, state[self.cfg.init_weights],
                           f"init_from checkpoint {path!r} ({self.cfg.init_weights} weights)")
 
@@ -221,6 +223,7 @@ class Trainer:
         if state["world_size"] != self.ctx.world_size:
             raise ckpt.CheckpointError(f"checkpoint {str(path)!r} was written by {state['world_size']} ranks, this run has "
                                        f"{self.ctx.world_size}: exact resume needs the same number")
+        ckpt.check_same_base(state["config"], self.config, path)
         ckpt.load_weights(self.model, state["model"], f"checkpoint {str(path)!r}")
         self.ema.load_state_dict(state["ema"], state["ema_updates"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -91,6 +91,16 @@ class GeneratorConfig:
     p_drop_text: float = 0.05        # condition dropout (InstructPix2Pix: 5% text, 5% image, 5% both)
     p_drop_image: float = 0.05
     p_drop_both: float = 0.05
+    # kind=diffusers (train/model/diffusers_base.py): a local pretrained pipeline; size presets do not apply
+    path: str | None = None              # local diffusers pipeline dir (model_index.json), loaded offline
+    base_hash: str | None = None         # sha256 of its model_index.json + weights (recorded by the model)
+    train: str = "full"                  # full | lora (peft)
+    conv_in_init: str = "zero"           # widened 4->8 conv_in: zero (InstructPix2Pix) | halve (Marigold)
+    lora_rank: int = 16
+    lora_alpha: float = 16.0
+    lora_targets: tuple[str, ...] | None = None  # None: the family's attention projections
+    gradient_checkpointing: bool = False
+    cache_latents: bool = False          # VAE-encode each distinct sample once (fixed data, many epochs)
 
     def __post_init__(self) -> None:
         if self.kind not in GENERATORS:
@@ -106,6 +116,8 @@ class GeneratorConfig:
             raise ValueError(f"model.p_t_one must be in [0, 1], got {self.p_t_one}")
 
     def resolved(self) -> "GeneratorConfig":
+        if self.kind != "flow_dit":  # a pretrained model: its own architecture and native resolution
+            return self
         preset = {"t_mean": 0.0, "sample_shift": 1.0, **SIZES[self.size]}
         return dataclasses.replace(self, **{k: v for k, v in preset.items() if getattr(self, k) is None})
 
