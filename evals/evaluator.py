@@ -10,6 +10,12 @@ per sample, at any resolution with the truth's aspect ratio (encode/resize.py sa
 to the truth's size). Every sample is scored three times through the same path: by the model,
 by the codec oracle (its encoded truth) and by a trivial baseline (reference.py).
 
+Samples are scored in a canonical order (by key, task and source), so a set scores the same
+whatever order its shards list it in, and a sampler that seeds by position sees the same
+positions. Each sample is scored under its protocol (evals/protocols.py: the one its json
+records, a per-source override, else the default): depth range and crop, mIoU convention,
+alignment space, and the region the prediction depicts.
+
 Bad input never skews an average silently: a prediction that is not an image, has another
 aspect ratio, does not decode, or decodes to no valid pixel is a counted failure of that
 sample (`failed` in every row, reasons in `failures`); a predict_fn that returns the wrong
@@ -25,9 +31,10 @@ import numpy as np
 
 from encode.sample import TaskSample
 from evals import depth as depth_m
+from evals import protocols as protocols_m
 from evals.failure import EvalFailure
 from evals.reference import Baseline, oracle_predict
-from evals.scoring import REGIONS, SCORED_TASKS, TaskPool, center_square, score_sample
+from evals.scoring import REGION_ALIASES, REGIONS, SCORED_TASKS, TaskPool, center_square, score_sample
 
 PredictFn = Callable[[list[TaskSample]], list[np.ndarray]]
 ALL = "all"  # the source name of the pooled row
@@ -45,6 +52,7 @@ class EvalResult:
     skipped: dict[str, int] = field(default_factory=dict)           # unscored tasks -> count
     baseline: dict[str, Any] = field(default_factory=dict)
     protocols: dict[str, str] = field(default_factory=dict)          # source -> depth protocol
+    protocol_settings: dict[str, str] = field(default_factory=dict)  # protocol name -> its settings, in words
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # task -> grid rows (not in JSON)
     info: dict[str, Any] = field(default_factory=dict)               # checkpoint, step, config (set by callers)
 
@@ -55,7 +63,7 @@ class EvalResult:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "info": self.info, "metrics": self.metrics, "histograms": self.histograms,
                 "failures": self.failures, "skipped": self.skipped, "baseline": self.baseline,
-                "depth_protocols": self.protocols, "records": self.records}
+                "depth_protocols": self.protocols, "protocols": self.protocol_settings, "records": self.records}
 
 
 class Evaluator:
@@ -73,27 +81,33 @@ class Evaluator:
             evaluating several checkpoints on the same data compute them once).
         examples_per_task: samples per task kept (as images) for the report's grid.
         prediction_region: "full" (predictions depict the whole frame, at any size with its aspect
-            ratio) or "center_square" (they depict its central square, as train.predict makes them:
-            the truth is scored on that window).
+            ratio), "center_square" / "center" (they depict its central square, as train.predict makes
+            them: the truth is scored on that window), or "auto": per sample, the region of the
+            protocol its json records (every imported benchmark: full), else `unrecorded_region`.
+        unrecorded_region: the "auto" region of samples that record no protocol (vistune's own
+            square split: "center_square").
     """
 
     def __init__(self, predict_fn: PredictFn, samples: Sequence[TaskSample], *, name: str = "model",
                  batch_size: int = 8, depth_protocol: str = "vistune", depth_protocols: dict[str, str] | None = None,
                  baseline: Baseline | None = None, references: bool = True, examples_per_task: int = 4,
-                 prediction_region: str = "full") -> None:
+                 prediction_region: str = "full", unrecorded_region: str = "center_square") -> None:
         if batch_size < 1:
             raise ValueError(f"Evaluator: batch_size must be >= 1, got {batch_size}")
-        if prediction_region not in REGIONS:
-            raise ValueError(f"Evaluator: prediction_region must be one of {list(REGIONS)}, got {prediction_region!r}")
-        self.region = prediction_region
-        self.default_protocol = depth_m.get_protocol(depth_protocol)
-        self.protocols = {src: depth_m.get_protocol(p) for src, p in (depth_protocols or {}).items()}
+        self.region = REGION_ALIASES.get(prediction_region, prediction_region)
+        self.unrecorded_region = REGION_ALIASES.get(unrecorded_region, unrecorded_region)
+        if self.region not in (*REGIONS, "auto") or self.unrecorded_region not in REGIONS:
+            raise ValueError(f"Evaluator: prediction_region must be one of {[*REGIONS, 'center', 'auto']} "
+                             f"(unrecorded_region: {list(REGIONS)}), got {prediction_region!r}, {unrecorded_region!r}")
+        self.default_protocol = protocols_m.get(depth_protocol)
+        self.protocols = {src: protocols_m.get(p) for src, p in (depth_protocols or {}).items()}
         train = [s.key for s in samples if s.split not in ("eval", "val")]  # both are held out from training
         if train:
             raise ValueError(f"Evaluator: {len(train)} samples are not from the eval split or the val split "
                              f"(e.g. {train[0]!r}); "
                              "scoring training data would report memorization as skill")
-        self.samples = [s for s in samples if s.task in SCORED_TASKS]
+        self.samples = sorted((s for s in samples if s.task in SCORED_TASKS),
+                              key=lambda s: (s.key, s.task, str(s.meta.get("source", "unknown"))))
         self.skipped: dict[str, int] = {}
         for s in samples:
             if s.task not in SCORED_TASKS:
@@ -112,18 +126,32 @@ class Evaluator:
         self.result = EvalResult(name)
 
     def _in_region(self, fn: PredictFn) -> PredictFn:
-        """References predict the full frame; under "center_square" they answer for its central square."""
-        if self.region == "full":
-            return fn
-        return lambda batch: [None if p is None else p[center_square(p.shape)] for p in fn(batch)]
+        """References predict the full frame; where a sample's region is its center square, they answer
+        for that square."""
+        def predict(batch: list[TaskSample]) -> list[Any]:
+            return [p if p is None or self.region_of(s) == "full" else p[center_square(p.shape)]
+                    for s, p in zip(batch, fn(batch))]
+        return predict
 
-    def protocol_for(self, sample: TaskSample) -> depth_m.DepthProtocol:
+    def scoring_protocol(self, sample: TaskSample) -> protocols_m.Protocol:
+        """The sample's protocol: a per-source override, else the one its json records, else the default."""
         source = sample.meta.get("source", "unknown")
         if source in self.protocols:
             return self.protocols[source]
-        if "depth_protocol" in sample.meta:
-            return depth_m.get_protocol(sample.meta["depth_protocol"])
-        return self.default_protocol
+        name = protocols_m.name_of(sample.meta)
+        return self.default_protocol if name is None else protocols_m.get(name)
+
+    def protocol_for(self, sample: TaskSample) -> depth_m.DepthProtocol:
+        return depth_m.get_protocol(self.scoring_protocol(sample).name)
+
+    def region_of(self, sample: TaskSample) -> str:
+        """"full" or "center_square": what this sample's prediction depicts."""
+        if self.region != "auto":
+            return self.region
+        if protocols_m.name_of(sample.meta) is None:
+            return self.unrecorded_region
+        return REGION_ALIASES.get(self.scoring_protocol(sample).prediction_region,
+                                  self.scoring_protocol(sample).prediction_region)
 
     def _predict(self, name: str, fn: PredictFn, batch: list[TaskSample]) -> list[Any]:
         preds = list(fn(batch))
@@ -145,21 +173,28 @@ class Evaluator:
             if source == ALL and (hist := pool.histogram()) is not None:
                 res.histograms.setdefault(pname, {})[task] = hist
         res.skipped = dict(self.skipped)
-        res.info.setdefault("prediction_region", self.region)
+        regions = sorted({self.region_of(s) for s in self.samples}) or [self.region]
+        res.info.setdefault("prediction_region", regions[0] if len(regions) == 1 else "+".join(regions))
         res.protocols = {s.meta.get("source", "unknown"): self.protocol_for(s).name
                          for s in self.samples if s.task == "depth"}
+        res.protocol_settings = {p.name: p.describe() for p in sorted(
+            {self.scoring_protocol(s) for s in self.samples}, key=lambda p: p.name)}
         if self.baseline is not None:
             res.baseline = {"origin": self.baseline.origin, "predicts": self.baseline.describe()}
         yield from res.flat().items()
 
     def _score(self, pname: str, sample: TaskSample, pred: Any, pools: dict) -> None:
         source = sample.meta.get("source", "unknown")
-        targets = [pools.setdefault((pname, sample.task, src), TaskPool(sample.task)) for src in (source, ALL)]
+        protocol = self.scoring_protocol(sample)
+        targets = [pools.setdefault((pname, sample.task, src), TaskPool(sample.task, protocol.miou))
+                   for src in (source, ALL)]
         record: dict[str, Any] = {"predictor": pname, "key": sample.key, "task": sample.task, "source": source}
         try:
+            if isinstance(pred, EvalFailure):  # a predictor's named reason (e.g. a missing prediction file)
+                raise pred
             if pred is None:
                 raise EvalFailure("bad_prediction", "the predictor returned no image")
-            score = score_sample(sample, pred, self.protocol_for(sample), self.region)
+            score = score_sample(sample, pred, self.protocol_for(sample), self.region_of(sample))
         except EvalFailure as err:
             for pool in targets:
                 pool.fail(err.reason)
@@ -174,7 +209,7 @@ class Evaluator:
         rows = self.result.examples.setdefault(sample.task, [])
         if pname == "model" and len(rows) < self.examples_per_task:
             inp = sample.input
-            if inp is not None and self.region == "center_square":
+            if inp is not None and self.region_of(sample) == "center_square":
                 inp = inp[center_square(inp.shape)]
             rows.append({"key": sample.key, "source": source, "input": inp, "prediction": pred,
                          "decoded": score.decoded, "truth": score.truth, "error": score.error_map,

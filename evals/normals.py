@@ -2,7 +2,8 @@
 
 As in the standard NYUv2 normals protocol (Fouhey et al.; Eigen & Fergus; Bae et al.), the
 statistics are taken over every valid pixel of the evaluation set, not per image: mean and
-median angle, and the percentage of pixels within 11.25, 22.5 and 30 degrees.
+median angle, angular RMSE (sqrt of the mean squared angle, as DSINE reports it), and the
+percentage of pixels within 11.25, 22.5 and 30 degrees.
 
 A pixel counts when its truth is a finite vector. A prediction that decodes as invalid (the
 codec's reserved color, all-NaN) where the truth is valid scores the worst angle, 180
@@ -53,6 +54,7 @@ class AngleHistogram:
     def __init__(self) -> None:
         self.counts = np.zeros(N_BINS, np.int64)
         self.total = 0.0
+        self.total_sq = 0.0
         self.n = 0
         self.n_invalid_pred = 0
         self.within = {t: 0 for t in THRESHOLDS_DEG}
@@ -62,6 +64,7 @@ class AngleHistogram:
         e = np.asarray(errors, np.float64).ravel()
         self.counts += np.bincount(np.minimum((e / BIN_DEG).astype(np.int64), N_BINS - 1), minlength=N_BINS)
         self.total += float(e.sum())
+        self.total_sq += float(np.sum(e * e))
         self.n += e.size
         self.n_invalid_pred += int(np.sum(e >= INVALID_PRED_DEG))
         for t in THRESHOLDS_DEG:
@@ -77,7 +80,8 @@ class AngleHistogram:
     def metrics(self) -> dict[str, float]:
         if self.n == 0:
             return {}
-        out = {"mean_deg": self.total / self.n, "median_deg": self.median()}
+        out = {"mean_deg": self.total / self.n, "median_deg": self.median(),
+               "rmse_deg": float(np.sqrt(self.total_sq / self.n))}
         for t in THRESHOLDS_DEG:
             out[f"within_{t:g}"] = 100.0 * self.within[t] / self.n
         out["pred_invalid"] = self.n_invalid_pred / self.n
@@ -87,7 +91,7 @@ class AngleHistogram:
 def normal_metrics(errors: np.ndarray) -> dict[str, float]:
     """Exact statistics of a flat array of angular errors (degrees): the reference for AngleHistogram."""
     e = np.asarray(errors, np.float64).ravel()
-    out = {"mean_deg": float(e.mean()), "median_deg": float(np.median(e))}
+    out = {"mean_deg": float(e.mean()), "median_deg": float(np.median(e)), "rmse_deg": float(np.sqrt(np.mean(e * e)))}
     for t in THRESHOLDS_DEG:
         out[f"within_{t:g}"] = float(100.0 * np.mean(e < t))
     return out

@@ -4,7 +4,8 @@
     gIoU = mean_i |P_i & G_i| / |P_i | G_i|             (per sample)
 
 A sample whose target is empty and whose prediction is empty has IoU 1 in gIoU (LISA adds 1.0
-where the union is 0), and adds nothing to cIoU.
+where the union is 0), and adds nothing to cIoU; a set whose unions are all empty has cIoU 0
+(LISA divides by the union plus 1e-10).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def sample_iou(intersection: int, union: int) -> float:
 
 def ciou(intersections: np.ndarray, unions: np.ndarray) -> float:
     total = float(np.sum(unions))
-    return float(np.sum(intersections)) / total if total > 0 else float("nan")
+    return float(np.sum(intersections)) / total if total > 0 else 0.0
 
 
 def giou(intersections: np.ndarray, unions: np.ndarray) -> float:

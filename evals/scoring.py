@@ -4,7 +4,8 @@
 sufficient statistics a set-level metric pools, an error map for the report). `TaskPool`
 merges SampleScores of one task (and one source, or all) into the task's metrics, the way the
 field computes them: depth per image then averaged; normals, semantic confusion and referring
-I/U pooled over pixels / samples; instance AP by pycocotools over the set.
+I/U pooled over pixels / samples; instance AP by pycocotools over the set. Each is a function of
+the set, never of the order samples arrive in (instance images are numbered by sample key).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ HEADLINE = {"depth": ("abs_rel", True), "normals": ("mean_deg", True), "semantic
 DEPTH_LOG2_BINS = np.linspace(-2.0, 2.0, 81)     # log2(pred / truth): -2 is 4x too near, +2 4x too far
 NORMAL_DEG_BINS = np.linspace(0.0, 90.0, 91)     # the last bin also holds everything beyond 90 deg
 REGIONS = ("full", "center_square")
+REGION_ALIASES = {"center": "center_square"}  # evals/protocols.py and the eval config say "center"
 
 
 @dataclass
@@ -63,13 +65,24 @@ def codec_of(sample: TaskSample) -> codecs.Codec:
         raise EvalFailure("decode_error", f"sample {sample.key!r}: cannot build codec {spec.get('name')!r}: {err}") from err
 
 
+def rounds_to(pred_hw: tuple[int, int], target_hw: tuple[int, int]) -> bool:
+    """True when `pred_hw` is the truth's frame scaled and rounded to whole pixels (one pixel off at most
+    on the short side): what an aspect-preserving resize to a small square model input gives back."""
+    (ph, pw), (th, tw) = pred_hw, target_hw
+    if min(ph, pw, th, tw) <= 0:
+        return False
+    if pw >= ph:
+        return abs(ph - pw * th / tw) <= 1.0
+    return abs(pw - ph * tw / th) <= 1.0
+
+
 def check_prediction(pred: Any, target_hw: tuple[int, int]) -> np.ndarray:
-    """An (h, w, 3) uint8 array with the truth's aspect ratio, or EvalFailure."""
+    """An (h, w, 3) uint8 array with the truth's aspect ratio (or its one-pixel rounding), or EvalFailure."""
     if not isinstance(pred, np.ndarray) or pred.dtype != np.uint8 or pred.ndim != 3 or pred.shape[2] != 3:
         desc = f"{pred.shape} {pred.dtype}" if isinstance(pred, np.ndarray) else type(pred).__name__
         raise EvalFailure("bad_prediction", f"prediction must be an (H, W, 3) uint8 image, got {desc}")
     mismatch = aspect_mismatch(pred.shape[:2], target_hw)
-    if mismatch:
+    if mismatch and not rounds_to(pred.shape[:2], target_hw):
         raise EvalFailure("wrong_size", mismatch)
     return pred
 
@@ -102,11 +115,11 @@ def decode_prediction(sample: TaskSample, pred: np.ndarray, size: tuple[int, int
 def score_depth(sample: TaskSample, decoded: np.ndarray, truth: np.ndarray, protocol: depth_m.DepthProtocol,
                 valid_gt: np.ndarray) -> SampleScore:
     m = depth_m.depth_image_metrics(decoded, truth, protocol, valid_gt)
-    valid = valid_gt & ~np.isnan(decoded)
-    clipped = depth_m.clip_prediction(decoded, protocol)
+    valid = valid_gt
+    scored = depth_m.penalized_prediction(decoded, protocol)  # what the metrics saw: no answer at min_depth
     err = np.full(truth.shape, np.nan)
-    err[valid] = np.abs(clipped[valid] - truth[valid]) / truth[valid]
-    log2_ratio = np.log2(clipped[valid] / truth[valid])
+    err[valid] = np.abs(scored[valid] - truth[valid]) / truth[valid]
+    log2_ratio = np.log2(scored[valid] / truth[valid])
     hist = np.histogram(np.clip(log2_ratio, DEPTH_LOG2_BINS[0], DEPTH_LOG2_BINS[-1]), DEPTH_LOG2_BINS)[0]
     return SampleScore(m, {"hist": hist}, decoded, truth, err)
 
@@ -137,7 +150,7 @@ def score_instance(sample: TaskSample, decoded: np.ndarray, truth: np.ndarray, p
     err = ((decoded > 0) != (truth > 0)).astype(np.float64)  # foreground disagreement, for the grid
     n_gt, n_pred = len(np.unique(truth[truth > 0])), len(np.unique(decoded[decoded > 0]))
     return SampleScore({"n_truth": float(n_gt), "n_pred": float(n_pred)},
-                       {"gt": truth, "pred": decoded, "scores": scores}, decoded, truth, err)
+                       {"gt": truth, "pred": decoded, "scores": scores, "key": sample.key}, decoded, truth, err)
 
 
 def score_referring(sample: TaskSample, decoded: np.ndarray, truth: np.ndarray) -> SampleScore:
@@ -175,6 +188,7 @@ def score_sample(sample: TaskSample, pred: Any, protocol: depth_m.DepthProtocol,
     """
     if sample.task not in SCORED_TASKS:
         raise ValueError(f"score_sample: task {sample.task!r} is not scored; scored: {list(SCORED_TASKS)}")
+    region = REGION_ALIASES.get(region, region)
     if region not in REGIONS:
         raise ValueError(f"score_sample: region must be one of {list(REGIONS)}, got {region!r}")
     full = truth_of(sample)
@@ -198,8 +212,11 @@ def score_sample(sample: TaskSample, pred: Any, protocol: depth_m.DepthProtocol,
 class TaskPool:
     """Merge the SampleScores of one task into its set-level metrics; counts samples and failures."""
 
-    def __init__(self, task: str) -> None:
+    def __init__(self, task: str, miou: str = "union") -> None:
+        if miou not in seg_m.MIOU_CONVENTIONS:
+            raise ValueError(f"TaskPool: miou must be one of {list(seg_m.MIOU_CONVENTIONS)}, got {miou!r}")
         self.task = task
+        self.miou = miou
         self.n = 0
         self.failures: dict[str, int] = {}
         self.per_sample: list[dict[str, float]] = []
@@ -223,7 +240,7 @@ class TaskPool:
         elif self.task == "semantic":
             self.conf = seg_m.add_confusion(self.conf, s["conf"])
         elif self.task == "instance":
-            self.ap.add(s["gt"], s["pred"], s["scores"])
+            self.ap.add(s["gt"], s["pred"], s["scores"], key=s.get("key"))
         elif self.task == "referring":
             self.inter.append(s["i"])
             self.union.append(s["u"])
@@ -235,8 +252,9 @@ class TaskPool:
         self.failures[reason] = self.failures.get(reason, 0) + 1
 
     def _mean_per_sample(self) -> dict[str, float]:
+        """Means over samples, summed in a fixed order (sorted values) so they do not depend on the order."""
         keys = self.per_sample[0].keys() if self.per_sample else ()
-        return {k: float(np.mean([m[k] for m in self.per_sample])) for k in keys}
+        return {k: float(np.mean(np.sort([m[k] for m in self.per_sample]))) for k in keys}
 
     def metrics(self) -> dict[str, float]:
         """Task metrics plus `n` (scored samples) and `failed` (failed samples)."""
@@ -247,7 +265,7 @@ class TaskPool:
             if self.task == "normals":
                 out.update(self.angles.metrics())
             elif self.task == "semantic":
-                out.update({"miou": seg_m.mean_iou(self.conf), "pixel_acc": seg_m.pixel_accuracy(self.conf)})
+                out.update({"miou": seg_m.mean_iou(self.conf, convention=self.miou), "pixel_acc": seg_m.pixel_accuracy(self.conf)})
             elif self.task == "instance":
                 out.update(self.ap.metrics())
             elif self.task == "referring":

@@ -2,9 +2,13 @@
 
 Truth pixels labeled `ignore_index` (vistune: 0, unlabeled) are left out. A prediction of 0
 (nothing recognized) on a labeled pixel is a miss: it counts in the truth class's union and
-against pixel accuracy. IoU per class = TP / (TP + FP + FN) over the whole set; mIoU is the
-mean over classes that appear in the truth or the prediction (a class never seen and never
-predicted has no IoU), as mmsegmentation and the Cityscapes scripts compute it.
+against pixel accuracy. IoU per class = TP / (TP + FP + FN) over the whole set. Which classes
+the mean runs over is a protocol setting (evals/protocols.py, `miou`):
+
+    union    classes in the truth or the prediction (a class never seen and never predicted has
+             no IoU): mmsegmentation, cityscapesScripts (the default)
+    truth    classes present in the truth: detectron2's SemSegEvaluator
+    classes  every class 1..num_classes of the list, an absent one counting 0: ADE20K's toolkit
 """
 
 from __future__ import annotations
@@ -52,9 +56,24 @@ def class_iou(conf: np.ndarray, ignore_index: int = 0) -> np.ndarray:
     return iou
 
 
-def mean_iou(conf: np.ndarray, ignore_index: int = 0) -> float:
+MIOU_CONVENTIONS = ("union", "truth", "classes")
+
+
+def mean_iou(conf: np.ndarray, ignore_index: int = 0, convention: str = "union") -> float:
+    """Mean IoU over the classes `convention` names (see the module docstring); NaN when there are none."""
+    if convention not in MIOU_CONVENTIONS:
+        raise ValueError(f"mean_iou: convention must be one of {list(MIOU_CONVENTIONS)}, got {convention!r}")
     iou = class_iou(conf, ignore_index)
-    return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+    keep = np.ones(len(iou), bool)
+    if 0 <= ignore_index < len(iou):
+        keep[ignore_index] = False
+    if convention == "truth":
+        keep &= conf.sum(1) > 0
+    elif convention == "classes":
+        iou = np.nan_to_num(iou, nan=0.0)
+    else:
+        keep &= np.isfinite(iou)
+    return float(np.mean(iou[keep])) if keep.any() else float("nan")
 
 
 def pixel_accuracy(conf: np.ndarray) -> float:

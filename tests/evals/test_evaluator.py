@@ -80,11 +80,13 @@ def test_bad_predictions_are_counted_failures(samples):
         return out
 
     res, flat = _run(broken, samples)
-    assert flat["model/depth/all/failed"] == 2 and flat["model/depth/all/n"] == 0
-    assert "abs_rel" not in res.metrics["model"]["depth"]["all"]  # no average over nothing
+    # an all-"invalid" depth answer is scored at the minimum depth (BTS), with coverage 0; not dropped
+    assert flat["model/depth/all/failed"] == 1 and flat["model/depth/all/n"] == 1
+    assert flat["model/depth/outdoor/coverage"] == 0.0 and flat["model/depth/outdoor/delta3"] == 0.0
+    assert "abs_rel" not in res.metrics["model"]["depth"]["room"]  # no average over nothing
     assert flat["model/normals/all/failed"] == 1 and flat["model/normals/all/n"] == 1
     reasons = sorted(f["reason"] for f in res.failures)
-    assert reasons == ["bad_prediction", "no_valid_pixels", "wrong_size"]
+    assert reasons == ["bad_prediction", "wrong_size"]
     assert flat["oracle/depth/all/failed"] == 0  # the references are unaffected
 
 
@@ -114,7 +116,7 @@ def test_contract_errors(samples):
     samples[0].meta["split"] = "train"
     with pytest.raises(ValueError, match="not from the eval split"):
         Evaluator(oracle_predict, samples)
-    with pytest.raises(ValueError, match="unknown depth protocol"):
+    with pytest.raises(ValueError, match="unknown protocol .nyu.; known"):
         Evaluator(oracle_predict, samples[1:], depth_protocol="nyu")
 
 

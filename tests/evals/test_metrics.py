@@ -61,15 +61,18 @@ def test_depth_image_metrics_mask_clip_and_alignment():
     assert (m["aligned/scale"], m["aligned/shift"]) == pytest.approx((0.5, -0.5), abs=1e-6)
 
 
-def test_depth_nan_prediction_lowers_coverage_and_all_nan_fails():
+def test_depth_nan_prediction_counts_at_min_depth_and_lowers_coverage():
     gt = np.full((4, 4), 2.0, np.float32)
     pred = gt.copy()
     pred[:2] = np.nan
     m = dm.depth_image_metrics(pred, gt, dm.PROTOCOLS["vistune"])
-    assert m["coverage"] == 0.5 and m["abs_rel"] == 0.0
-    with pytest.raises(EvalFailure) as err:
-        dm.depth_image_metrics(np.full_like(gt, np.nan), gt, dm.PROTOCOLS["vistune"])
-    assert err.value.reason == "no_valid_pixels"
+    # BTS / ZoeDepth: a missing prediction is min_depth (1e-3 m): |1e-3 - 2| / 2 on half the pixels
+    assert m["coverage"] == 0.5 and m["n_pixels"] == 16
+    assert m["abs_rel"] == pytest.approx(0.5 * (2 - 1e-3) / 2, rel=1e-9)
+    assert m["delta1"] == 0.5
+    # no answer at all is scored (the worst answer), not dropped
+    m = dm.depth_image_metrics(np.full_like(gt, np.nan), gt, dm.PROTOCOLS["vistune"])
+    assert m["coverage"] == 0.0 and m["abs_rel"] == pytest.approx((2 - 1e-3) / 2) and m["delta3"] == 0.0
     with pytest.raises(EvalFailure) as err:
         dm.depth_image_metrics(gt, np.full_like(gt, np.inf), dm.PROTOCOLS["vistune"])
     assert err.value.reason == "no_valid_truth"
@@ -151,7 +154,7 @@ def test_referring_ciou_giou_empty_counts_one():
     assert iu.tolist() == [[2, 3], [0, 0], [0, 1]]
     assert rm.ciou(iu[:, 0], iu[:, 1]) == pytest.approx(2 / 4)
     assert rm.giou(iu[:, 0], iu[:, 1]) == pytest.approx((2 / 3 + 1 + 0) / 3)  # empty/empty counts 1
-    assert math.isnan(rm.ciou(np.array([0]), np.array([0])))
+    assert rm.ciou(np.array([0, 0]), np.array([0, 0])) == 0.0  # LISA: all-empty unions give cIoU 0, not NaN
 
 
 # ---------------------------------------------------------------- instance (pycocotools)
@@ -201,7 +204,9 @@ def test_color_confidence():
     palette = np.array([[0, 0, 0], [200, 0, 0]], np.uint8)
     ids = np.array([[1, 1]])
     rgb = np.array([[[200, 0, 0], [180, 0, 0]]], np.uint8)  # mean distance 10
-    assert color_confidence(rgb, ids, palette, 40.0) == {1: pytest.approx(0.75)}
+    # purity 1 - 10 / 40 = 0.75, times size 2 / (2 + AREA_PRIOR_PX)
+    from evals.instance import AREA_PRIOR_PX
+    assert color_confidence(rgb, ids, palette, 40.0) == {1: pytest.approx(0.75 * 2 / (2 + AREA_PRIOR_PX))}
 
 
 # ---------------------------------------------------------------- generation
