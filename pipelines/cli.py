@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     stage, rest = argv[0], argv[1:]
     if stage == "mix" and rest and "=" not in rest[0] and not rest[0].startswith("-"):
         rest = [f"action={rest[0]}"] + rest[1:]  # `vistune mix stats` == `vistune mix action=stats`
+    if stage == "import" and rest and "=" not in rest[0] and not rest[0].startswith("-"):
+        rest = [f"format={rest[0]}"] + rest[1:]  # `vistune import nyuv2 ...` == `vistune import format=nyuv2 ...`
     show_cfg = False
     if "--cfg" in rest:
         i = rest.index("--cfg")

@@ -132,6 +132,9 @@ STAGES: dict[str, Stage] = {
     "eval": Stage("eval", "score checkpoints on held-out shards: decode, metrics, JSON + HTML report",
                   _last("eval_job", "config_from_dict"), _last("eval_job", "run_eval"),
                   _last("eval_job", "describe"), _eval_facts),
+    "import": Stage("import", "a benchmark on disk (NYUv2, KITTI, Cityscapes, RefCOCO, ...) -> eval shards",
+                    _last("import_job", "config_from_dict"), _last("import_job", "run"),
+                    _last("import_job", "describe")),
 }
 
 # `vistune run`'s blocks, in pipeline order -> the stage that runs each.

@@ -8,6 +8,7 @@ from formats import exr
 from evals import Evaluator, oracle_predict
 from evals.data import load_eval_samples
 from evals.external import convert_depth_set, main
+from tests.evals.importer_checks import assert_perfect_depth
 
 
 def _write_set(root, n=3, h=48, w=64):
@@ -38,11 +39,11 @@ def test_convert_nyu_style_and_evaluate(tmp_path):
         d = s.raw["depth"]
         assert np.isnan(d[:4]).all()  # 0 (no measurement) -> NaN (invalid)
         np.testing.assert_allclose(d[4:], mm[4:] / 1000.0, rtol=1e-6)  # mm -> m
-        assert s.meta["depth_protocol"] == "nyuv2" and s.meta["split"] == "eval" and "vistune colormap" in s.prompt
+        assert s.meta["protocol"] == "nyuv2" and s.meta["split"] == "eval" and "grayscale" in s.prompt
     ev = Evaluator(oracle_predict, samples)
     flat = dict(ev.run())
     assert ev.result.protocols == {"nyu": "nyuv2"}
-    assert flat["model/depth/nyu/abs_rel"] < 0.003 and flat["model/depth/nyu/n"] == 3
+    assert_perfect_depth(flat, samples, "nyu", 3)
 
 
 def test_convert_rejects_bad_layouts(tmp_path):
@@ -56,3 +57,7 @@ def test_convert_rejects_bad_layouts(tmp_path):
         convert_depth_set(tmp_path / "only", tmp_path / "out", source="x")
     with pytest.raises(SystemExit):
         main([str(tmp_path / "src"), str(tmp_path / "out"), "--source", "x", "--protocol", "nyu"])
+    with pytest.raises(ValueError, match="img 0.png: depth map must be a single-channel uint16 PNG"):
+        Image.fromarray(np.zeros((48, 64), np.uint8)).save(tmp_path / "src" / "depth" / "img 0.png")
+        (tmp_path / "src" / "rgb" / "extra.png").unlink()
+        convert_depth_set(tmp_path / "src", tmp_path / "out", source="x")
