@@ -2,11 +2,12 @@
 
 - `LightSpec`: a Blender lamp (point, sun, area, spot).
 - `EnvironmentSpec`: the world: a uniform colour, a two-colour gradient sky, Blender's physical
-  (Nishita, "single scattering") sky, or an HDRI image (optional user assets, render/assets.py).
-- Daylight (`daylight(rng)`): a Nishita sky whose own sun disc is off, plus a Sun lamp pointing
+  skies (Hosek-Wilkie; Nishita, Blender's "single scattering"), or an HDRI image (optional user assets, render/assets.py).
+- Daylight (`daylight(rng)`): a physical sky (Hosek-Wilkie or Nishita) whose own sun disc is off, plus a Sun lamp pointing
   along the sky's sun direction (`sun_rotation_euler`); a lamp is sampled exactly by Cycles, a
   0.5 deg disc in the sky texture is not, and would be fireflies at 8-32 samples. Its irradiance
-  is `SUN_TO_SKY` times the sky's strength, the clear-day ratio of direct sun to sky light.
+  is `SUN_TO_SKY` times the sky's strength: a clear day's ratio of direct sun to sky light.
+  Hosek-Wilkie is the default sky: Blender precomputes a Nishita sky's texture on every render.
 - Exposure: cameras meter; so does the renderer (`metered_exposure`): after the path tracer, the
   scene-linear image's log-average luminance is mapped to middle grey (0.18), the highlights
   (99.5th percentile) kept below the view transform's white, and the EV recorded with the
@@ -23,8 +24,11 @@ import numpy as np
 Vec3 = tuple[float, float, float]
 
 LIGHT_KINDS = ("point", "sun", "area", "spot")
-ENVIRONMENT_KINDS = ("uniform", "sky", "nishita", "hdri")
-SUN_TO_SKY = 6.0  # Sun lamp irradiance (W/m^2) per unit of Nishita sky strength: a clear day's direct/sky ratio
+ENVIRONMENT_KINDS = ("uniform", "sky", "hosek_wilkie", "nishita", "hdri")
+DAYLIGHT_SKIES = ("hosek_wilkie", "nishita")  # physical skies: sun position + atmosphere
+# Sun lamp irradiance (W/m^2) per unit of sky strength, so that on a clear day the sun lights the
+# ground ~5x as much as the sky does (measured on a white plane at 30 deg elevation, Blender 5.0).
+SUN_TO_SKY = {"hosek_wilkie": 2.7, "nishita": 97.0}
 MIDDLE_GREY = 0.18
 EV_RANGE = (-10.0, 10.0)  # exposure the meter may choose, in stops
 HIGHLIGHT_PERCENTILE = 99.5
@@ -47,13 +51,15 @@ class EnvironmentSpec:
     color: Vec3 = (0.05, 0.05, 0.05)  # uniform color, or the sky's zenith color
     horizon_color: Vec3 = (0.6, 0.7, 0.8)  # sky only
     strength: float = 1.0
-    # nishita: the sun's position (radians) and the atmosphere (Blender's densities, 1 = Earth's)
+    # hosek_wilkie, nishita: the sun's position (radians); hosek_wilkie: turbidity (2 clear .. 10 hazy);
+    # nishita: the atmosphere (Blender's densities, 1 = Earth's)
     sun_elevation: float = 0.7854
     sun_rotation: float = 0.0
     altitude: float = 0.0  # meters
     air_density: float = 1.0
     aerosol_density: float = 1.0
     ozone_density: float = 1.0
+    turbidity: float = 2.5
     # hdri: an equirectangular .hdr/.exr image, turned by `image_rotation` about z
     image: str | None = None
     image_rotation: float = 0.0
@@ -97,6 +103,7 @@ def validate_environment(e: EnvironmentSpec, where: str = "environment") -> Envi
     _num(e.sun_elevation, f"{where}.sun_elevation", -math.pi / 2, math.pi / 2)
     _num(e.sun_rotation, f"{where}.sun_rotation", -4 * math.pi, 4 * math.pi)
     _num(e.altitude, f"{where}.altitude", 0, 60000)
+    _num(e.turbidity, f"{where}.turbidity", 1, 10)
     for name in ("air_density", "aerosol_density", "ozone_density"):
         _num(getattr(e, name), f"{where}.{name}", 0, 10)
     _num(e.image_rotation, f"{where}.image_rotation", -4 * math.pi, 4 * math.pi)
@@ -147,20 +154,25 @@ def warm_white(rng: np.random.Generator) -> Vec3:
     return _v((1.0, 1.0 - 0.3 * max(warmth, 0) + 0.1 * min(warmth, 0), 1.0 - 0.6 * max(warmth, 0)))
 
 
-def daylight(rng: np.random.Generator, min_elevation_deg: float = 4.0,
-             max_elevation_deg: float = 70.0) -> tuple[EnvironmentSpec, LightSpec]:
-    """A Nishita sky (sun disc off) and the Sun lamp that stands in for its sun, seeded."""
+def daylight(rng: np.random.Generator, min_elevation_deg: float = 4.0, max_elevation_deg: float = 70.0,
+             sky: str = "hosek_wilkie") -> tuple[EnvironmentSpec, LightSpec]:
+    """A physical sky (sun disc off) and the Sun lamp that stands in for its sun, seeded.
+
+    `sky`: "hosek_wilkie" (analytic: free) or "nishita" (Blender precomputes its texture on every
+    render: 1-1.5 s on one core of the 2-core dev machine, more than a whole 64-px scene)."""
+    if sky not in DAYLIGHT_SKIES:
+        raise LightError(f"sky must be one of {list(DAYLIGHT_SKIES)}, got {sky!r}")
     elevation = math.radians(rng.uniform(min_elevation_deg, max_elevation_deg))
     rotation = rng.uniform(0.0, 2 * math.pi)
     haze = rng.uniform(0.0, 1.0) ** 2  # mostly clear
-    env = EnvironmentSpec("nishita", strength=_r(rng.uniform(0.6, 1.2), 3), sun_elevation=_r(elevation, 5),
+    env = EnvironmentSpec(sky, strength=_r(rng.uniform(0.6, 1.2), 3), sun_elevation=_r(elevation, 5),
                           sun_rotation=_r(rotation, 5), altitude=_r(rng.uniform(0.0, 500.0), 1),
                           air_density=_r(rng.uniform(0.7, 1.6), 3), aerosol_density=_r(0.5 + 4.5 * haze, 3),
-                          ozone_density=_r(rng.uniform(0.5, 3.0), 3))
+                          ozone_density=_r(rng.uniform(0.5, 3.0), 3), turbidity=_r(2.0 + 6.0 * haze, 3))
     # Low sun: redder, through more air (the Nishita sky reddens on its own; the lamp follows).
     redden = max(0.0, 1.0 - math.degrees(elevation) / 25.0)
     color = _v((1.0, 1.0 - 0.25 * redden, 1.0 - 0.55 * redden))
-    energy = SUN_TO_SKY * env.strength * math.sin(max(elevation, math.radians(2.0))) ** 0.5 * (1.0 - 0.5 * haze)
+    energy = SUN_TO_SKY[sky] * env.strength * math.sin(max(elevation, math.radians(2.0))) ** 0.5 * (1.0 - 0.5 * haze)
     sun = LightSpec("sun", (0.0, 0.0, 100.0), sun_rotation_euler(sun_direction(elevation, rotation)),
                     energy=_r(energy, 3), color=color, size=_r(math.radians(rng.uniform(0.5, 3.0)), 5))
     return env, sun
@@ -190,11 +202,12 @@ def lamp_bulb(rng: np.random.Generator, location: Vec3, radius: float = 0.05) ->
                      size=_r(radius, 4))
 
 
-def indoor_world(rng: np.random.Generator, windows: bool) -> tuple[EnvironmentSpec, list[LightSpec]]:
+def indoor_world(rng: np.random.Generator, windows: bool,
+                 sky: str = "hosek_wilkie") -> tuple[EnvironmentSpec, list[LightSpec]]:
     """The world seen through a room's openings: daylight (sky + sun) when it has windows, else a
     dim neutral world (it is only seen through gaps)."""
     if windows:
-        env, sun = daylight(rng, 8.0, 50.0)
+        env, sun = daylight(rng, 8.0, 50.0, sky)
         return env, [sun]
     return EnvironmentSpec("uniform", _v([rng.uniform(0.005, 0.05)] * 3)), []
 

@@ -12,6 +12,8 @@ import mathutils
 import numpy as np
 
 from render import shapes
+from render.blender import lights as blender_lights
+from render.blender import materials as blender_materials
 from render.spec import CameraSpec, EnvironmentSpec, LightSpec, MaterialSpec, ObjectSpec, SceneSpec
 
 # OpenCV camera axes -> Blender camera axes (Blender cameras look down -z with +y up).
@@ -125,6 +127,8 @@ def _set_input(node: bpy.types.Node, name: str, value) -> None:
 
 
 def make_material(spec: MaterialSpec, name: str) -> bpy.types.Material:
+    if spec.kind in blender_materials.BUILDERS:  # the procedural families (render/materials.py)
+        return blender_materials.build(spec, name)
     mat = bpy.data.materials.new(name)  # Blender 5.0: new materials come with a node tree
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     bsdf = next(n for n in nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
@@ -146,6 +150,7 @@ def make_material(spec: MaterialSpec, name: str) -> bpy.types.Material:
         mix.inputs["A"].default_value = rgba
         mix.inputs["B"].default_value = (*spec.texture_color, 1.0)
         links.new(mix.outputs["Result"], bsdf.inputs["Base Color"])
+    blender_materials.add_emission(bsdf, spec)
     return mat
 
 
@@ -176,6 +181,10 @@ def set_world(scene: bpy.types.Scene, spec: EnvironmentSpec | None) -> None:
     """The spec's sky or uniform background; None: a plain world (rays that escape hit nothing)."""
     world = bpy.data.worlds.new("world")  # with a Background node tree in Blender 5.0
     if spec is None:
+        scene.world = world
+        return
+    if spec.kind in blender_lights.WORLDS:  # Nishita sky, HDRI
+        blender_lights.WORLDS[spec.kind](world, spec)
         scene.world = world
         return
     nodes, links = world.node_tree.nodes, world.node_tree.links

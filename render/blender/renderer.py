@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from render.blender.builder import SEMANTIC_PROPERTY, build_scene, clear_scene
+from render.lights import clipped_fractions, metered_exposure
 from render.scratch import scratch_directory
 from render.settings import RenderSettings
 from render.spec import SceneSpec, validate
@@ -55,6 +56,7 @@ class RenderResult:
     world_to_camera: np.ndarray
     rgb: np.ndarray | None = None  # (H, W, 3) uint8 sRGB
     timings: dict[str, float] = field(default_factory=dict)
+    image: dict[str, float] = field(default_factory=dict)  # exposure_ev, clipped fractions (render.lights)
 
 
 class BlenderRenderer:
@@ -110,7 +112,7 @@ class BlenderRenderer:
         try:
             result = self._ground_truth(spec, timings)
             if self.settings.rgb:
-                result.rgb = self._beauty(timings)
+                result.rgb = self._beauty(timings, result.image)
         finally:
             t = time.perf_counter()
             clear_scene(self.scene)
@@ -118,15 +120,17 @@ class BlenderRenderer:
         result.timings = timings
         return result
 
-    def render_rgb(self, spec: SceneSpec, timings: dict[str, float] | None = None) -> np.ndarray:
+    def render_rgb(self, spec: SceneSpec, timings: dict[str, float] | None = None,
+                   image: dict[str, float] | None = None) -> np.ndarray:
         """The beauty pass alone (e.g. an edited scene whose ground truth is not needed).
 
-        `timings`, if given, receives `rgb_render_s` and `rgb_cycles_s`."""
+        `timings`, if given, receives `rgb_render_s` and `rgb_cycles_s`; `image` the exposure and
+        clipped fractions."""
         validate(spec)
         clear_scene(self.scene)
         build_scene(self.scene, spec)
         try:
-            return self._beauty({} if timings is None else timings)
+            return self._beauty({} if timings is None else timings, {} if image is None else image)
         finally:
             clear_scene(self.scene)
 
@@ -141,7 +145,10 @@ class BlenderRenderer:
         cyc.max_bounces = 0
         cyc.seed = 0
         # The world's importance map costs ~1 s per render at its default 1024^2 resolution and
-        # does nothing for first-hit passes.
+        # does nothing for first-hit passes; nor does the sky itself (a Nishita sky's texture is
+        # precomputed on every render, ~1 s): the pass sees a plain world, the beauty pass the spec's.
+        shaded_world = scene.world
+        scene.world = bpy.data.worlds.new("vistune_ground_truth_world")  # removed by clear_scene
         scene.world.cycles.sampling_method = "NONE"
         layer = scene.view_layers[0]
         layer.use_pass_z = layer.use_pass_object_index = True
@@ -150,16 +157,26 @@ class BlenderRenderer:
         # Every surface gets a shader-free material that only writes the AOVs: no BSDF, texture
         # or light evaluation (the ground truth needs none), 3-5x faster at 512 px.
         layer.material_override = self._gt_material()
-        timings["gt_render_s"], timings["gt_cycles_s"], passes = self._render(None, _GT_PASSES)
+        try:
+            timings["gt_render_s"], timings["gt_cycles_s"], passes = self._render(None, _GT_PASSES)
+        finally:
+            scene.world = shaded_world
         t = time.perf_counter()
         result = self._convert(passes, spec)
         timings["gt_read_s"] = time.perf_counter() - t
         return result
 
-    def _beauty(self, timings: dict[str, float]) -> np.ndarray:
+    def _beauty(self, timings: dict[str, float], image: dict[str, float]) -> np.ndarray:
+        """The path-traced RGB as 8-bit sRGB through the view transform.
+
+        With `auto_exposure` (render/lights.py), the scene-linear result is copied from memory,
+        metered, and written through the view transform at the metered exposure (one render, no
+        second pass); `image` receives the exposure and the clipped-pixel fractions."""
         s, scene, cyc = self.settings, self.scene, self.scene.cycles
         cyc.samples = s.samples
-        cyc.use_adaptive_sampling = True
+        cyc.use_adaptive_sampling = s.adaptive_threshold > 0
+        if s.adaptive_threshold > 0:
+            cyc.adaptive_threshold = s.adaptive_threshold
         cyc.use_denoising = s.denoise
         cyc.filter_width = s.filter_width
         cyc.max_bounces = s.max_bounces
@@ -171,15 +188,43 @@ class BlenderRenderer:
         layer.use_pass_combined = True
         layer.material_override = None
         scene.view_settings.view_transform = s.view_transform
+        scene.view_settings.exposure = 0.0
         settings = scene.render.image_settings
         settings.media_type = "IMAGE"
         settings.file_format = "PNG"
         settings.color_mode = "RGB"
         settings.color_depth = "8"
         path = os.path.join(self._tmp, "rgb.png")
-        timings["rgb_render_s"], timings["rgb_cycles_s"], _ = self._render(path)
+        if s.auto_exposure:
+            timings["rgb_render_s"], timings["rgb_cycles_s"], passes = self._render(None, ("Combined",))
+            t = time.perf_counter()
+            linear = passes["Combined"]
+            image["exposure_ev"] = metered_exposure(linear[..., :3])
+            self._write_exposed(linear, image["exposure_ev"], path)
+            timings["rgb_expose_s"] = time.perf_counter() - t
+        else:
+            timings["rgb_render_s"], timings["rgb_cycles_s"], _ = self._render(path)
+            image["exposure_ev"] = 0.0
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            rgb = np.asarray(im.convert("RGB"))
+        image.update(clipped_fractions(rgb))
+        return rgb
+
+    def _write_exposed(self, linear: np.ndarray, ev: float, path: str) -> None:
+        """Write a scene-linear (H, W, 4) float image (row 0 at the top) to `path` through the
+        scene's view transform at exposure `ev`: what Blender would have written had it rendered
+        with that exposure."""
+        h, w = linear.shape[:2]
+        img = bpy.data.images.new("vistune_rgb", w, h, alpha=True, float_buffer=True)
+        try:
+            img.pixels.foreach_set(np.ascontiguousarray(linear[::-1], np.float32).ravel())
+            self.scene.view_settings.exposure = ev
+            img.save_render(path, scene=self.scene)
+        finally:
+            self.scene.view_settings.exposure = 0.0
+            bpy.data.images.remove(img)
+        if not os.path.exists(path):
+            raise RenderError(f"Blender did not write {path}")
 
     def _gt_material(self) -> bpy.types.Material:
         mat = bpy.data.materials.get(_GT_MATERIAL)
