@@ -169,7 +169,8 @@ def write_scene(writer: ShardWriter, settings: RenderSettings, cfg: RenderJobCon
     spec, result = scene.spec, scene.result
     meta = {"seed": scene.seed, "index": scene.index, "spec": spec.to_dict(), "K": result.K.tolist(),
             "world_to_camera": result.world_to_camera.tolist(), "class_table": spec.class_table(),
-            "renderer": settings_dict(settings), "timings": result.timings}
+            "renderer": settings_dict(settings), "timings": result.timings,
+            "image": result.image}  # exposure_ev and clipped-pixel fractions (render/lights.py); {} without RGB
     if scene.edit is not None:
         meta["edit"] = scene.edit[1]
     files = raw.to_files(result.depth, result.normals, result.instance, result.semantic, meta, result.rgb)
@@ -179,4 +180,5 @@ def write_scene(writer: ShardWriter, settings: RenderSettings, cfg: RenderJobCon
         "scene_index": scene.index, "seed": scene.seed, "family": spec.family, "n_objects": len(spec.objects),
         "width": cfg.width, "height": cfg.height, "focal_mm": spec.camera.focal_mm_35(),
         **{k: float(v) for k, v in result.timings.items()},
+        **{k: float(result.image.get(k, float("nan"))) for k in ("exposure_ev", "clipped", "clipped_white", "clipped_black")},
     })
