@@ -17,7 +17,9 @@ Resolution: a latent model generates at its native resolution, from the centre s
 input (train.predict). `resolution="native"` (the default) does the same: each target's centre
 square is resized (nearest neighbour, as train.data.prepare resizes vision targets) to the VAE's
 `sample_size`, round-tripped, and scored on that window of the truth (`center_square` region):
-the floor then includes the resize a model at that resolution pays. `resolution=None` keeps each
+the floor then includes the resize a model at that resolution pays. In an evaluation that scores
+a sample on its full frame (an imported benchmark under eval's `prediction_region=auto|full`), the
+whole target is resized instead, aspect kept, to that resolution on its long side. `resolution=None` keeps each
 target at its own size (padded by edge replication to the VAE's downsampling factor, cropped
 back) and scores the full frame: with an identity autoencoder this is exactly the codec oracle.
 
@@ -204,10 +206,13 @@ class VaeRoundTrip:
             int (the same at that size), or None (each target at its own size, full frame).
         batch_size: images per VAE call.
         on_batch: called with (samples, predictions) after every batch (the extra metrics).
+        region_of: sample -> "center_square" or "full" (an Evaluator's region_of); default `region`.
+            A full-frame sample is resized, aspect kept, to `resolution` on its long side.
     """
 
     def __init__(self, vae: Any, resolution: int | str | None = "native", batch_size: int = 8,
-                 on_batch: Callable[[list[TaskSample], list[np.ndarray]], None] | None = None) -> None:
+                 on_batch: Callable[[list[TaskSample], list[np.ndarray]], None] | None = None,
+                 region_of: Callable[[TaskSample], str] | None = None) -> None:
         if resolution == "native":
             resolution = native_resolution(vae)
         if resolution is not None and (not isinstance(resolution, int) or resolution < 1):
@@ -215,15 +220,23 @@ class VaeRoundTrip:
         if batch_size < 1:
             raise ValueError(f"VaeRoundTrip: batch_size must be >= 1, got {batch_size}")
         self.vae, self.resolution, self.batch_size, self.on_batch = vae, resolution, batch_size, on_batch
+        self.region_of = region_of
 
     @property
     def region(self) -> str:
-        """The window of the truth a prediction depicts (evals.scoring regions)."""
+        """The window of the truth a prediction depicts (evals.scoring regions), unless region_of says."""
         return "full" if self.resolution is None else "center_square"
 
+    def fit(self, sample: TaskSample) -> np.ndarray:
+        """The target as the VAE sees it: its own size, its centre square or the full frame at `resolution`."""
+        if self.resolution is None:
+            return sample.target
+        if (self.region_of(sample) if self.region_of else self.region) == "center_square":
+            return fit_square(sample.target, self.resolution, nearest=True)
+        return fit_long_side(sample.target, self.resolution)
+
     def __call__(self, samples: list[TaskSample]) -> list[np.ndarray]:
-        targets = [s.target if self.resolution is None else fit_square(s.target, self.resolution, nearest=True)
-                   for s in samples]
+        targets = [self.fit(s) for s in samples]
         preds: list[np.ndarray | None] = [None] * len(targets)
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, t in enumerate(targets):
@@ -234,6 +247,18 @@ class VaeRoundTrip:
         if self.on_batch is not None:
             self.on_batch(samples, preds)
         return preds
+
+
+def fit_long_side(image: np.ndarray, resolution: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> the long side at `resolution`, aspect kept, nearest neighbour (codec colours stay)."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    scale = resolution / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if size == (w, h):
+        return image
+    return np.asarray(Image.fromarray(image).resize(size, Image.NEAREST))
 
 
 # ---------------------------------------------------------------- extra metrics
@@ -252,13 +277,13 @@ def depth_edges(truth: np.ndarray, ratio: float = EDGE_RATIO) -> np.ndarray:
 
 def edge_abs_rel(decoded: np.ndarray, truth: np.ndarray, protocol: depth_m.DepthProtocol,
                  valid_gt: np.ndarray) -> tuple[float, float] | None:
-    """(AbsRel over valid discontinuity pixels, their share of valid pixels); None without any."""
+    """(AbsRel over valid discontinuity pixels, their share of valid pixels); None without any.
+    The prediction is scored as the evaluator scores it: clipped, an undecodable (NaN) pixel at min_depth."""
     edge = valid_gt & depth_edges(truth)
-    scored = edge & ~np.isnan(decoded)
-    if not scored.any():
+    if not edge.any():
         return None
-    clipped = depth_m.clip_prediction(decoded, protocol)
-    rel = np.abs(clipped[scored] - truth[scored]) / truth[scored]
+    pred = depth_m.penalized_prediction(decoded, protocol)
+    rel = np.abs(pred[edge] - truth[edge]) / truth[edge]
     return float(rel.mean()), float(edge.sum() / max(valid_gt.sum(), 1))
 
 
@@ -277,10 +302,13 @@ def semantic_colours(sample: TaskSample, pred: np.ndarray, decoded: np.ndarray, 
 class FloorExtras:
     """Per-task running means of the extra metrics, fed batch by batch (VaeRoundTrip's on_batch)."""
 
-    def __init__(self, region: str, depth_protocol: str = "vistune") -> None:
-        self.region = region
-        self.default_protocol = depth_m.get_protocol(depth_protocol)
+    def __init__(self) -> None:
         self.values: dict[str, dict[str, list[float]]] = {}
+        self.evaluator: Evaluator | None = None  # bound by floor_metrics: its regions and protocols
+
+    def bind(self, evaluator: Evaluator) -> "FloorExtras":
+        self.evaluator = evaluator
+        return self
 
     def _add(self, task: str, metrics: dict[str, float]) -> None:
         for k, v in metrics.items():
@@ -296,14 +324,15 @@ class FloorExtras:
                 pass  # the evaluator counts the same failure for this sample
 
     def _one(self, s: TaskSample, pred: np.ndarray) -> None:
+        ev = self.evaluator
         full = truth_of(s)
-        window = center_square(full.shape) if self.region == "center_square" else (slice(None), slice(None))
+        window = center_square(full.shape) if ev.region_of(s) == "center_square" else (slice(None), slice(None))
         truth = full[window]
         decoded = decode_prediction(s, pred, truth.shape[:2])
         if s.task == "semantic":
             self._add("semantic", semantic_colours(s, pred, decoded, truth))
             return
-        protocol = depth_m.get_protocol(s.meta["depth_protocol"]) if "depth_protocol" in s.meta else self.default_protocol
+        protocol = ev.protocol_for(s)
         edge = edge_abs_rel(decoded, truth, protocol, depth_m.valid_mask(full, protocol)[window])
         if edge is not None:
             self._add("depth", {"edge_abs_rel": edge[0], "edge_share": edge[1]})
@@ -322,6 +351,8 @@ def floor_metrics(predict: Callable[[list[TaskSample]], list[np.ndarray]], sampl
     vision = [s for s in samples if s.task in VISION_TASKS]
     ev = Evaluator(predict, vision, name="vae-floor", batch_size=batch_size, depth_protocol=depth_protocol,
                    references=False, examples_per_task=0, prediction_region=region)
+    if extras is not None:
+        extras.bind(ev)
     list(ev.run())
     out = {task: dict(srcs[ALL]) for task, srcs in ev.result.metrics.get("model", {}).items()}
     for task, ms in (extras.metrics() if extras else {}).items():
@@ -334,7 +365,7 @@ def vae_floor(vae: Any, samples: Sequence[TaskSample], resolution: int | str | N
     """Task -> the evaluator's metrics (and edge_abs_rel / wrong_colour) of the VAE round trip of
     every vision sample's target: the floor of a latent model with this VAE."""
     size = native_resolution(vae) if resolution == "native" else resolution
-    extras = FloorExtras("full" if size is None else "center_square", depth_protocol)
+    extras = FloorExtras()
     fn = VaeRoundTrip(vae, size, batch_size, on_batch=extras)
     return floor_metrics(fn, samples, fn.region, batch_size, depth_protocol, extras)
 
@@ -342,7 +373,7 @@ def vae_floor(vae: Any, samples: Sequence[TaskSample], resolution: int | str | N
 def codec_floor(samples: Sequence[TaskSample], batch_size: int = 8, depth_protocol: str = "vistune"
                 ) -> dict[str, dict[str, float]]:
     """The same metrics of the codec oracle (the encoded truth itself, full frame): the row to compare with."""
-    extras = FloorExtras("full", depth_protocol)
+    extras = FloorExtras()
 
     def oracle(batch: list[TaskSample]) -> list[np.ndarray]:
         preds = [s.target for s in batch]
@@ -358,13 +389,12 @@ def add_vae_oracle(evaluator: Evaluator, vae: str | Path | None, resolution: int
                    device: str = "cpu", batch_size: int = 8) -> None:
     """Add the `vae-oracle` reference row (next to `oracle`) to an Evaluator, when `vae` (eval.vae, a
     VAE or pipeline directory) is given; nothing otherwise. `resolution`: the model's (default: the
-    VAE's native one). A model's evaluator already holds the other reference rows: this one joins them."""
+    VAE's native one). A model's evaluator already holds the other reference rows: this one joins them,
+    each sample answered for the window the evaluator scores it on (centre square or full frame)."""
     if vae is None or "oracle" not in evaluator.predictors:
         return
-    fn = VaeRoundTrip(_cached_vae(str(vae), device), resolution or "native", batch_size)
-    if fn.region == "center_square" and evaluator.region == "full":
-        raise ValueError("eval.vae: the VAE round trip answers for the centre square at its resolution, "
-                         "but this evaluation scores full-frame predictions")
+    fn = VaeRoundTrip(_cached_vae(str(vae), device), resolution or "native", batch_size,
+                      region_of=evaluator.region_of)
     evaluator.predictors["vae-oracle"] = evaluator._in_region(fn)
 
 

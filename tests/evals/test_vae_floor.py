@@ -158,6 +158,11 @@ def test_vae_oracle_row_joins_the_reference_rows(samples, vae_pipeline_dir):
     assert {"model", "oracle", "vae-oracle", "baseline", "pixel_baseline"} == set(ev.result.metrics)
     vae_d, oracle_d = ev.result.metrics["vae-oracle"]["depth"]["all"], ev.result.metrics["oracle"]["depth"]["all"]
     assert vae_d["n"] == oracle_d["n"] and vae_d["abs_rel"] > oracle_d["abs_rel"]
+    full = Evaluator(lambda b: [s.target for s in b], samples, prediction_region="full")  # 36 x 48 frames
+    add_vae_oracle(full, vae_pipeline_dir, resolution=16)
+    list(full.run())
+    for task, rows in full.result.metrics["vae-oracle"].items():  # answered for the whole frame, aspect kept
+        assert rows["all"]["failed"] == 0 and rows["all"]["n"] == full.result.metrics["oracle"][task]["all"]["n"]
     plain = Evaluator(lambda b: [s.target for s in b], samples, prediction_region="center_square")
     add_vae_oracle(plain, None)  # eval.vae unset: nothing added
     later = Evaluator(lambda b: [s.target for s in b], samples, references=False)
