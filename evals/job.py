@@ -1,11 +1,20 @@
-"""Score checkpoints on held-out task shards; write eval.json and report.html (the body of `vistune eval`).
+"""Score checkpoints, or a directory of anyone's predictions, on held-out task shards; write
+eval.json and report.html (the body of `vistune eval`).
 
     summary = run_eval(EvalJobConfig(checkpoint=("ck/step-00001000.pt",), data=("outputs/eval_shards",)))
+    summary = run_eval(EvalJobConfig(predictions="preds/", data=("outputs/nyuv2",)))
 
 Each checkpoint is loaded with `train.checkpoint.load_generator` and sampled with
-`train.predict.predict` (square images at the model resolution, from the center square of each
-input: the evaluator scores them on that window of the truth). The oracle and baseline rows are
-computed once. With `base`, the base model is evaluated too and the tuned (last) checkpoint is
+`train.predict.predict` (square images at the model resolution). What a prediction depicts
+follows `prediction_region`: `center` (the center square of the input, what the model trained on
+vistune's square crops; the truth is scored on that window), `full` (the whole frame: the input is
+resized keeping its aspect ratio and padded to the model's square, the padding is cut from the
+answer, and its decoded values are brought back to the truth's resolution), or `auto` (full for
+samples whose json records a protocol, i.e. imported benchmarks; center for vistune's own split).
+With `predictions=DIR`, DIR holds one image per eval sample named `<sample key>.png|.jpg|.webp`,
+scored through the same path (a missing or unreadable file is a counted `missing_prediction` /
+`bad_prediction` failure naming it, or an error with `on_error=raise`). The oracle and baseline
+rows are computed once. With `base`, the base model is evaluated too and the tuned (last) checkpoint is
 compared with it on the generation samples (win rates, including the held-out flow loss).
 Single process: generation is the cost and runs on one device; shard-parallel Ray wiring can
 follow the render job's pattern when eval sets grow. `pipelines/eval_job.py` builds the config.
@@ -13,6 +22,7 @@ follow the render job's pattern when eval sets grow. `pipelines/eval_job.py` bui
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -22,27 +32,36 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from encode.sample import TASK_GROUPS
+from encode.resize import ResizePolicy, plan, resize_image
+from encode.sample import TASK_GROUPS, TaskSample
 from evals.comparison import compare_generation
 from evals.data import iter_eval_samples, load_eval_samples, shard_paths
 from evals.depth import PROTOCOLS
 from evals.evaluator import ALL, EvalResult, Evaluator
+from evals.failure import EvalFailure
 from evals.reference import Baseline
 from evals.report import write_report
 from evals.scoring import GENERATION_TASKS, HEADLINE, SCORED_TASKS
 from evals.vae_floor import add_vae_oracle, resolve_vae_dir
 from formats.atomic import atomic_write_text
+from formats.members import SampleError, read_rgb
 from train.threads import use_cpu_threads
 
 JSON_VERSION = 1
 _STEP = re.compile(r"step[-_]?(\d+)")
+PREDICTION_EXTS = (".png", ".jpg", ".jpeg", ".webp")
+PREDICTION_REGIONS = ("auto", "full", "center")
+ON_ERROR = ("skip", "raise")
 
 
 @dataclass(frozen=True)
 class EvalJobConfig:
-    checkpoint: tuple[str, ...]
-    data: tuple[str, ...]
+    checkpoint: tuple[str, ...] = ()
+    data: tuple[str, ...] = ()
     out: str = "outputs/eval"
+    predictions: str | None = None         # a directory of <sample key>.png|jpg|webp (instead of checkpoints)
+    prediction_region: str = "auto"        # auto | full | center (see the module docstring)
+    on_error: str = "skip"                 # a missing / unreadable prediction file: skip (counted) | raise
     base: str | None = None                # the pre-instruction-tuning checkpoint (generation preserved)
     train_data: tuple[str, ...] = ()       # training shards for the baseline statistics (empty: the eval set)
     max_train_samples: int = 2000
@@ -69,8 +88,16 @@ class EvalJobConfig:
     def __post_init__(self) -> None:
         if self.threads < 0:
             raise ValueError(f"eval.threads must be >= 0 (0: the CPUs this process is given), got {self.threads}")
-        if not self.checkpoint:
-            raise ValueError("eval: give at least one checkpoint (checkpoint=path or checkpoint=[a,b])")
+        if not self.checkpoint and not self.predictions:
+            raise ValueError("eval: give at least one checkpoint (checkpoint=path or checkpoint=[a,b]) "
+                             "or a directory of predictions (predictions=DIR)")
+        if self.predictions and (self.checkpoint or self.base):
+            raise ValueError("eval: give checkpoint= (and base=) or predictions=, not both")
+        if self.prediction_region not in PREDICTION_REGIONS:
+            raise ValueError(f"eval.prediction_region must be one of {list(PREDICTION_REGIONS)}, "
+                             f"got {self.prediction_region!r}")
+        if self.on_error not in ON_ERROR:
+            raise ValueError(f"eval.on_error must be one of {list(ON_ERROR)}, got {self.on_error!r}")
         if not self.data:
             raise ValueError("eval: give the held-out shards (data=dir, file or glob, or a list of them)")
         bad = sorted(set(self.tasks or ()) - set(SCORED_TASKS))
@@ -201,6 +228,105 @@ def run_eval(conf: EvalJobConfig, loader: Callable = _default_loader, predictor:
     return _write(conf, samples, report_results, comparison)
 
 
+def run_eval_predictions(conf: EvalJobConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Score the images in `conf.predictions` (one per eval sample, by key); write eval.json and report.html."""
+    reader = PredictionDir(conf.predictions, conf.on_error)
+    samples = load_eval_samples(conf.data, conf.tasks, conf.max_samples)
+    if not samples:
+        raise ValueError(f"eval: no eval-split samples of tasks {list(conf.tasks or SCORED_TASKS)} in {list(conf.data)}")
+    baseline = _fit_baseline(conf, samples)
+    name = Path(conf.predictions).resolve().name or "predictions"
+    ev = Evaluator(reader, samples, name=name, batch_size=conf.batch_size, depth_protocol=conf.depth_protocol,
+                   depth_protocols=conf.depth_protocols, baseline=baseline, examples_per_task=conf.examples_per_task,
+                   prediction_region=_region(conf.prediction_region), unrecorded_region="full")
+    n_numbers = len(dict(ev.run()))
+    res = ev.result
+    unused = reader.unused({s.key for s in samples})
+    res.info.update(predictions=str(conf.predictions), role="predictions", step=None,
+                    unmatched_files=len(unused), unmatched_examples=unused[:5])
+    n_fail = sum(1 for f in res.failures if f["predictor"] == "model")
+    log(f"eval: {name}: {len(samples)} samples, {n_numbers} numbers, {n_fail} failed samples"
+        + (f"; {len(unused)} files in {conf.predictions} name no eval sample (e.g. {unused[:3]})" if unused else ""))
+    return _write(conf, samples, [res], None)
+
+
+class PredictionDir:
+    """predict_fn reading `<root>/<sample key>.png|.jpg|.jpeg|.webp` (decompression-bomb limit of
+    formats.members). A missing or unreadable file is an EvalFailure the evaluator counts (reason
+    `missing_prediction` / `bad_prediction`, the file named), or a ValueError under on_error=raise."""
+
+    def __init__(self, root: str | Path, on_error: str = "skip") -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise ValueError(f"eval: predictions={str(root)!r} is not a directory")
+        self.on_error = on_error
+        self.files: dict[str, Path] = {}
+        for path in sorted(self.root.iterdir()):
+            if path.suffix.lower() not in PREDICTION_EXTS or not path.is_file():
+                continue
+            if path.stem in self.files:
+                raise ValueError(f"eval: two predictions for sample {path.stem!r} in {root}: "
+                                 f"{self.files[path.stem].name} and {path.name}")
+            self.files[path.stem] = path
+
+    def unused(self, keys: set[str]) -> list[str]:
+        """File names that name no eval sample (a typo or another split)."""
+        return sorted(p.name for stem, p in self.files.items() if stem not in keys)
+
+    def _fail(self, reason: str, message: str) -> EvalFailure:
+        if self.on_error == "raise":
+            raise ValueError(f"eval: {message} (on_error=raise; on_error=skip counts it as a failed sample)")
+        return EvalFailure(reason, message)
+
+    def read(self, sample: TaskSample) -> np.ndarray | EvalFailure:
+        path = self.files.get(sample.key)
+        if path is None:
+            return self._fail("missing_prediction", f"no prediction for sample {sample.key!r} ({sample.task}): "
+                                                    f"expected {self.root / sample.key}.png|.jpg|.webp")
+        try:
+            return read_rgb(path.read_bytes(), what=str(path))
+        except (SampleError, OSError) as err:
+            return self._fail("bad_prediction", f"cannot read prediction {path}: {err}")
+
+    def __call__(self, batch: list[TaskSample]) -> list[np.ndarray | EvalFailure]:
+        return [self.read(s) for s in batch]
+
+
+def _region(name: str) -> str:
+    return {"center": "center_square"}.get(name, name)
+
+
+def letterbox_inputs(batch: list[TaskSample], full: list[bool], resolution: int | None) -> list[TaskSample]:
+    """Samples whose prediction depicts the full frame get their input resized, aspect kept, and padded
+    (black) to a `resolution` square (None: the input's long side), the model's native square input."""
+    out = []
+    for s, is_full in zip(batch, full):
+        if is_full and s.input is not None and s.input.shape[0] != s.input.shape[1]:
+            h, w = s.input.shape[:2]
+            geom = plan(h, w, ResizePolicy(size=int(resolution or max(h, w)), mode="pad"))
+            s = dataclasses.replace(s, input=resize_image(s.input, geom))
+        out.append(s)
+    return out
+
+
+def unletterbox(pred: Any, frame_hw: tuple[int, int]) -> Any:
+    """Cut the padding of a square answer to a letterboxed input: the part that depicts the
+    `frame_hw` frame (its aspect ratio, rounded to whole pixels). Anything else is returned as is."""
+    if not isinstance(pred, np.ndarray) or pred.ndim < 2 or pred.shape[0] != pred.shape[1] or not 8 <= pred.shape[0]:
+        return pred
+    geom = plan(frame_hw[0], frame_hw[1], ResizePolicy(size=pred.shape[0], mode="pad"))
+    return pred[geom.pad_y:geom.pad_y + geom.out_h, geom.pad_x:geom.pad_x + geom.out_w]
+
+
+def full_frame_predict(fn: Callable[[list], list], batch: list[TaskSample], full: list[bool],
+                       resolution: int | None) -> list:
+    """`fn` on `batch`, where `full` says so with the native full-frame handling: letterboxed input in,
+    padding cut from the answer (the scorer then decodes it and resizes the values to the truth)."""
+    preds = list(fn(letterbox_inputs(batch, full, resolution)))
+    return [unletterbox(p, s.input.shape[:2]) if f and s.input is not None and s.input.shape[0] != s.input.shape[1]
+            else p for s, f, p in zip(batch, full, preds)]
+
+
 def _fit_baseline(conf: EvalJobConfig, samples: list) -> Baseline:
     """Trivial-predictor statistics from the training shards (at most max_train_samples per task), else
     the eval set. Per task: shards are read in task order, and one global cap filled up with the first
@@ -255,11 +381,11 @@ def _evaluate(conf: EvalJobConfig, model: Any, path: str, config: dict[str, Any]
     """One model's EvalResult (with the oracle / baseline rows when `references`), its info filled
     in, and how many metric numbers it has."""
     chosen = choose_sampling(conf, model, predictor, baseline, val=val)
-    fn = lambda batch: predict_by_group(predictor, model, batch, conf, chosen)  # noqa: E731
-    ev = Evaluator(fn, samples, name="base" if is_base else Path(path).name, batch_size=conf.batch_size,
+    ev = Evaluator(lambda batch: model_predictions(ev, predictor, model, batch, conf, chosen), samples,
+                   name="base" if is_base else Path(path).name, batch_size=conf.batch_size,
                    depth_protocol=conf.depth_protocol, depth_protocols=conf.depth_protocols, baseline=baseline,
                    references=references, examples_per_task=conf.examples_per_task,
-                   prediction_region="center_square")
+                   prediction_region=_region(conf.prediction_region))
     add_vae_oracle(ev, conf.vae, getattr(model, "resolution", None), conf.device, conf.batch_size)
     metrics = dict(ev.run())
     res = ev.result
@@ -279,6 +405,14 @@ def sampling(conf: EvalJobConfig, task: str, chosen: dict | None = None) -> tupl
         return (conf.vision_steps or conf.steps,
                 conf.guidance if conf.vision_guidance is None else conf.vision_guidance)
     return conf.steps, conf.guidance
+
+
+def model_predictions(ev: Evaluator, predictor: Callable, model: Any, batch: list, conf: EvalJobConfig,
+                      chosen: dict | None = None) -> list:
+    """The model's answers for `batch`, full-frame samples (ev.region_of) through `full_frame_predict`."""
+    full = [ev.region_of(s) == "full" for s in batch]
+    return full_frame_predict(lambda b: predict_by_group(predictor, model, b, conf, chosen), batch, full,
+                              getattr(model, "resolution", None))
 
 
 def predict_by_group(predictor: Callable, model: Any, batch: list, conf: EvalJobConfig,
@@ -324,8 +458,11 @@ def choose_sampling(conf: EvalJobConfig, model: Any, predictor: Callable, baseli
     for steps in conf.select_steps:
         for guidance in guidances:
             fn = lambda b, st=steps, g=guidance: predictor(model, b, st, g, conf.seed, conf.batch_size)  # noqa: E731
-            ev = Evaluator(fn, val, batch_size=conf.batch_size, depth_protocol=conf.depth_protocol,
-                           depth_protocols=conf.depth_protocols, baseline=baseline, references=False)
+            ev = Evaluator(lambda b, fn=fn: full_frame_predict(fn, b, [ev.region_of(s) == "full" for s in b],
+                                                               getattr(model, "resolution", None)),
+                           val, batch_size=conf.batch_size, depth_protocol=conf.depth_protocol,
+                           depth_protocols=conf.depth_protocols, baseline=baseline, references=False,
+                           prediction_region=_region(conf.prediction_region))
             list(ev.run())
             for task, metrics in ev.result.metrics.get("model", {}).items():
                 metric, lower = HEADLINE[task]

@@ -2,6 +2,7 @@
 
     vistune eval checkpoint=runs/a/checkpoints/step-00001000.pt data=outputs/eval_shards
     vistune eval checkpoint=[ck/step-00000500.pt,ck/step-00001000.pt] base=base.pt data=[a,b] out=outputs/eval
+    vistune eval predictions=preds/ data=outputs/nyuv2 out=outputs/eval_preds   # anyone's predictions, by key
 
 What is scored and how (oracle and baseline rows, tuned-vs-base win rates) is evals/job.py's
 business; this module only wires the resolved Hydra config to it.
@@ -30,6 +31,8 @@ def config_from_dict(data: dict[str, Any]) -> EvalJobConfig:
     """Hydra dict -> EvalJobConfig; a single path may stand for a list. ConfigError names a bad key."""
     data = {**data, **{key: _paths(data.get(key)) for key in PATH_LISTS}}
     data["depth_protocols"] = dict(data.get("depth_protocols") or {})  # null in YAML: no overrides
+    if isinstance(data.get("predictions"), os.PathLike):
+        data["predictions"] = os.fspath(data["predictions"])
     conf = from_dict(EvalJobConfig, data, "eval")
     check_sampling_bounds(conf)
     return conf

@@ -141,10 +141,12 @@ def test_sampling_is_chosen_per_vision_task_on_the_val_split_never_the_eval_spli
     right = {"depth": (1, 1.0), "normals": (4, 1.0), "semantic": (1, 3.0)}
     seen = []
 
-    def predictor(model, batch, steps, guidance, seed, batch_size):
+    from evals.scoring import center_square
+
+    def predictor(model, batch, steps, guidance, seed, batch_size):  # answers the center square, as train.predict
         seen.extend(s.split for s in batch)
-        return [s.target if right.get(s.task, (1, 1.0)) == (steps, guidance) else np.zeros_like(s.target)
-                for s in batch]
+        return [(s.target if right.get(s.task, (1, 1.0)) == (steps, guidance) else np.zeros_like(s.target))
+                [center_square(s.target.shape)] for s in batch]
 
     conf = EvalJobConfig(checkpoint=("c.pt",), data=(str(tmp_path),), select_steps=(1, 4), select_guidance=(1.0, 3.0))
     chosen = choose_sampling(conf, None, predictor, Baseline.fit(samples, origin="test"), log=lambda _: None)
