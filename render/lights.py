@@ -119,13 +119,11 @@ def validate_environment(e: EnvironmentSpec, where: str = "environment") -> Envi
 
 
 def sun_direction(elevation: float, rotation: float) -> np.ndarray:
-    """Unit vector from the scene towards the sun of Blender's sky texture (z up).
-
-    Cycles' sky kernel: geographical_to_direction(elevation, rotation + pi/2), i.e. the sun stands
-    in +y at rotation 0 and turns towards -x (tests/render/test_lights_blender.py checks this on
-    a rendered sky)."""
+    """Unit vector from the scene towards the sun of Blender's sky texture (z up): azimuth
+    `rotation` from +x towards +y (Blender 5.0's Nishita sky, measured on renders by
+    tests/render/test_materials_blender.py; the Hosek-Wilkie sky is given this vector)."""
     c = math.cos(elevation)
-    return np.array([-c * math.sin(rotation), c * math.cos(rotation), math.sin(elevation)])
+    return np.array([c * math.cos(rotation), c * math.sin(rotation), math.sin(elevation)])
 
 
 def sun_rotation_euler(direction: np.ndarray) -> Vec3:
