@@ -7,8 +7,9 @@ Every held-out vision sample's raw truth is encoded with each codec (all depth p
 offers; normals; the data's own semantic palette and the 255-class one; instance; referring mask),
 round-tripped through each VAE (encode, latent mode, fp32, decode; at the VAE's native resolution
 from the centre square, as a latent model answers: evals/vae_floor.py) and scored by the evaluator.
-The `codec oracle` row is the encoded truth itself: the floor of the codec alone, so each VAE row
-beside it shows what the VAE costs. Columns: depth AbsRel / delta1 / edge AbsRel (AbsRel on
+The `codec oracle` row is the encoded truth itself (full frame, own size): the floor of the codec
+alone, so each VAE row beside it shows what the VAE costs; `--vae identity` at the same
+`--resolution` as a real VAE separates the resize to its resolution from the latent round trip. Columns: depth AbsRel / delta1 / edge AbsRel (AbsRel on
 depth-discontinuity pixels); normals mean / median angle; semantic mIoU / wrong-colour rate
 (labeled pixels decoded to another class); instance AP; referring gIoU / cIoU.
 
