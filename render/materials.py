@@ -13,6 +13,7 @@ of the object's own (metric) coordinates; `variant` offsets the pattern so two o
 family do not look identical; `bump` in [0, 1] scales the bump-mapped relief (shading only: the
 ground-truth normals are the geometric ones, see render/blender/renderer.py).
 
+Kind "pbr" is a user's texture set (render/assets.py: albedo, roughness and normal images).
 The older flat kinds (`LEGACY_KINDS`: diffuse, glossy, metal, textured with a checker/noise/...
 `texture`) stay valid for hand-written specs and edits.
 """
@@ -30,7 +31,9 @@ Vec3 = tuple[float, float, float]
 PROCEDURAL_KINDS = ("wood", "marble", "tiles", "brick", "concrete", "plaster", "fabric", "leather", "carpet",
                     "painted_metal", "brushed_metal", "plastic", "glass", "rubber")
 LEGACY_KINDS = ("diffuse", "glossy", "metal", "textured")
-MATERIAL_KINDS = PROCEDURAL_KINDS + LEGACY_KINDS  # every kind a spec may name
+USER_KINDS = ("pbr",)  # a user's PBR texture set (render/assets.py): `images` names its files
+MATERIAL_KINDS = PROCEDURAL_KINDS + LEGACY_KINDS + USER_KINDS  # every kind a spec may name
+PBR_ROLES = ("albedo", "roughness", "normal")
 TEXTURES = ("checker", "noise", "bricks", "wave", "voronoi")  # kind "textured" only
 MAX_TEXTURE_SCALE = 2000.0  # repeats per meter (fabric threads are ~300)
 
@@ -47,6 +50,7 @@ class MaterialSpec:
     texture_scale: float = 5.0  # pattern repeats per meter
     bump: float = 0.0  # relief strength in [0, 1] (shading only)
     variant: int = 0  # pattern offset in [0, 9999]
+    images: dict[str, str] | None = None  # kind "pbr" only: role (albedo, roughness, normal) -> image path
     emission: float = 0.0  # glow strength (W/m^2-ish, Blender's Emission Strength) in `color`: lamp shades, screens
 
 
@@ -67,6 +71,13 @@ def validate(m: MaterialSpec, where: str = "material") -> MaterialSpec:
         raise MaterialError(f"{where}.texture_scale must be > 0, got {m.texture_scale}")
     if not isinstance(m.variant, int) or isinstance(m.variant, bool) or not 0 <= m.variant <= 9999:
         raise MaterialError(f"{where}.variant must be an integer in [0, 9999], got {m.variant!r}")
+    if m.kind == "pbr":
+        if not isinstance(m.images, dict) or not isinstance(m.images.get("albedo"), str) \
+                or not set(m.images) <= set(PBR_ROLES) or not all(isinstance(v, str) for v in m.images.values()):
+            raise MaterialError(f"{where}.images must map roles {list(PBR_ROLES)} (albedo required) to image paths "
+                                f"for kind 'pbr', got {m.images!r}")
+    elif m.images is not None:
+        raise MaterialError(f"{where}.images is only allowed for kind 'pbr', got {m.images!r} for {m.kind!r}")
     if m.kind == "textured":
         if m.texture not in TEXTURES:
             raise MaterialError(f"{where}.texture must be one of {list(TEXTURES)}, got {m.texture!r}")

@@ -17,7 +17,7 @@ import numpy as np
 
 from formats.config import ConfigError, from_dict
 from render import camera as cam
-from render import lights, materials, shapes
+from render import assets, lights, materials, shapes
 from render.lights import ENVIRONMENT_KINDS, LIGHT_KINDS, EnvironmentSpec, LightSpec  # noqa: F401  (re-exported)
 from render.materials import MATERIAL_KINDS, TEXTURES, MaterialSpec  # noqa: F401  (re-exported)
 
@@ -48,6 +48,7 @@ class ObjectSpec:
     material: MaterialSpec = field(default_factory=MaterialSpec)
     semantic_class: str = "object"
     shape_params: dict[str, Any] = field(default_factory=dict)
+    asset: str | None = None  # a user model file (render/assets.py) fitted into the bounding box; None: `shape`
 
 
 @dataclass
@@ -229,6 +230,11 @@ def _validate_object(o: ObjectSpec, where: str) -> None:
         shapes.check_params(o.shape, o.shape_params)
     except ValueError as err:
         raise SpecError(f"{where}.shape_params: {err}") from err
+    if o.asset is not None:
+        try:
+            assets.check_model(o.asset, f"{where}.asset")
+        except assets.AssetError as err:
+            raise SpecError(str(err)) from err
     try:
         materials.validate(o.material, f"{where}.material")
     except materials.MaterialError as err:
