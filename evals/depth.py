@@ -104,7 +104,8 @@ def clip_prediction(pred: np.ndarray, protocol: DepthProtocol) -> np.ndarray:
 
 def penalized_prediction(pred: np.ndarray, protocol: DepthProtocol) -> np.ndarray:
     """What is scored: the clipped prediction with every NaN (no answer) at min_depth (BTS / ZoeDepth)."""
-    return clip_prediction(np.where(np.isnan(pred), protocol.min_depth, pred), protocol)
+    p = pred.astype(np.float64)  # before the fill: min_depth in float32 would be 1.0000000475e-3
+    return clip_prediction(np.where(np.isnan(p), protocol.min_depth, p), protocol)
 
 
 def abs_rel(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> float:
