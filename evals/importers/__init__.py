@@ -15,6 +15,7 @@ image or expression: the photo, the raw truth at the benchmark's resolution, and
 from __future__ import annotations
 
 import inspect
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -24,6 +25,8 @@ from evals.importers.common import BenchmarkError, Imported, ImportSummary, Samp
 from formats.registry import Registry
 
 __all__ = ["BenchmarkError", "FORMATS", "Format", "ImportSummary", "import_benchmark"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ FORMATS.add("eth3d", Format(depth.eth3d, "depth", "eth3d", "eth3d",
                             "ETH3D <scene>/images/dslr_images + <scene>/ground_truth_depth/dslr_images (raw float32)"))
 FORMATS.add("nyuv2-normals", Format(normals.dsine_normals, "normals", "nyuv2_normals", "nyuv2",
                                     "DSINE's dsine_eval/nyuv2: <split>/<name>_img.png, _normal.png, _intrins.npy"))
-FORMATS.add("scannet-normals", Format(normals.dsine_normals, "normals", "scannet_normals", None,
+FORMATS.add("scannet-normals", Format(normals.dsine_normals, "normals", "scannet_normals", "scannet",
                                       "DSINE's dsine_eval/scannet: <scene>/<name>_img.png, _normal.png, _intrins.npy"))
 FORMATS.add("cityscapes", Format(semantic.cityscapes, "semantic", "cityscapes", "cityscapes",
                                  "leftImg8bit/<split>/ + gtFine/<split>/*_gtFine_labelIds.png -> 19 train ids",
@@ -65,26 +68,41 @@ FORMATS.add("cityscapes", Format(semantic.cityscapes, "semantic", "cityscapes", 
 FORMATS.add("ade20k", Format(semantic.ade20k, "semantic", "ade20k", "ade20k",
                              "ADEChallengeData2016: images/<split>/*.jpg + annotations/<split>/*.png (150 classes)",
                              tuple(semantic.ADE20K_CLASSES)))
-FORMATS.add("refcoco", Format(referring.refcoco, "referring", "refcoco", None,
+FORMATS.add("refcoco", Format(referring.refcoco, "referring", "refcoco", "refcocog",
                               "refer API data: <dataset>/refs(<split_by>).p or refs=*.json, instances.json, COCO images"))
-FORMATS.add("reasonseg", Format(referring.reasonseg, "referring", "reasonseg", None,
+FORMATS.add("reasonseg", Format(referring.reasonseg, "referring", "reasonseg", "reasonseg",
                                 "LISA ReasonSeg <split>/: <name>.jpg + <name>.json (polygons)"))
 
 COMMON_PARAMS = ("source", "protocol", "per_shard", "depth_preset", "prefix")
 
 
-def check_protocol(name: str | None) -> None:
-    """A protocol name evals/protocols.py knows (when that module is there), else ValueError naming them."""
-    if name is None:
-        return
-    try:
-        from evals import protocols
-    except ImportError:  # scoring without the protocol table reads depth protocols only
-        from evals.depth import PROTOCOLS as known
-    else:
-        known = protocols.PROTOCOLS
-    if name not in known:
-        raise ValueError(f"unknown protocol {name!r}; known: {sorted(known)}")
+def known_protocols() -> dict[str, object]:
+    from evals import protocols
+
+    return protocols.PROTOCOLS
+
+
+def resolve_protocol(fmt: str, params: dict[str, Any]) -> str | None:
+    """The protocol name the samples record: `protocol=` (must be a row of evals/protocols.py), else the
+    format's own. A format's own name that evals/protocols.py has no row for yet (ScanNet normals,
+    RefCOCO, ReasonSeg: their scoring needs no crop or range, only the full frame) is recorded as
+    `benchmark.protocol` but not as `protocol`, with a warning: score those with prediction_region=full."""
+    known = known_protocols()
+    if "protocol" in params:
+        name = str(params["protocol"])
+        if name not in known:
+            raise ValueError(f"unknown protocol {name!r}; known: {sorted(known)}")
+        return name
+    name = FORMATS.get(fmt).protocol
+    if fmt == "diode" and params.get("scene_type") == "outdoors":
+        name = "diode_outdoor"  # the format's default protocol is the indoor one
+    if fmt == "refcoco":
+        name = str(params.get("dataset", "refcocog"))
+    if name is not None and name not in known:
+        log.warning("import %s: evals/protocols.py has no %r row yet; the samples record no protocol "
+                    "(score them with prediction_region=full)", fmt, name)
+        return None
+    return name
 
 
 def import_benchmark(fmt: str, src: str | Path, out: str | Path, params: dict[str, Any] | None = None) -> ImportSummary:
@@ -104,10 +122,8 @@ def import_benchmark(fmt: str, src: str | Path, out: str | Path, params: dict[st
     if not src.exists():
         raise BenchmarkError(f"{src}: src does not exist")
     source = str(params.pop("source", spec.source))
-    protocol = params.pop("protocol", spec.protocol)
-    if fmt == "diode" and protocol == "diode" and params.get("scene_type") == "outdoors":
-        protocol = "diode_outdoor"  # the format's default protocol is the indoor one
-    check_protocol(protocol)
+    protocol = resolve_protocol(fmt, params)
+    params.pop("protocol", None)
     per_shard = int(params.pop("per_shard", 256))
     depth_preset = str(params.pop("depth_preset", "gray"))
     prefix = str(params.pop("prefix", "eval"))
