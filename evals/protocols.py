@@ -86,6 +86,13 @@ _ROWS = (
     Protocol("eth3d", "none", 1e-5, 1000.0, "union", "depth", "full", "Marigold eth3d: 1e-5 m .. (cap 1000 m here)"),
     Protocol("cityscapes", "none", 1e-3, 200.0, "union", "depth", "full", "cityscapesScripts: 19 train ids, nan-mean"),
     Protocol("ade20k", "none", 1e-3, 200.0, "classes", "depth", "full", "ADE20K sceneparsing toolkit: mean over 150"),
+    # Tasks whose scoring has no depth or mIoU choice: a row each so samples record where they come from
+    # and are predicted on their full frame.
+    Protocol("scannet", "none", 1e-3, 200.0, "union", "depth", "full", "DSINE scannet normals: pooled angles"),
+    Protocol("refcoco", "none", 1e-3, 200.0, "union", "depth", "full", "LISA RefCOCO: cIoU, gIoU"),
+    Protocol("refcoco+", "none", 1e-3, 200.0, "union", "depth", "full", "LISA RefCOCO+: cIoU, gIoU"),
+    Protocol("refcocog", "none", 1e-3, 200.0, "union", "depth", "full", "LISA RefCOCOg (umd): cIoU, gIoU"),
+    Protocol("reasonseg", "none", 1e-3, 200.0, "union", "depth", "full", "LISA ReasonSeg: gIoU, cIoU"),
 )
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in _ROWS}
 
