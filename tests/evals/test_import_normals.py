@@ -66,7 +66,7 @@ def test_nyuv2_normals_dsine_layout(tmp_path):
 
 def test_scannet_normals_npy_and_wrong_convention(tmp_path):
     truth = write_dsine(tmp_path, "scene0532_00", ["000000"], npy=True)
-    import_benchmark("scannet-normals", tmp_path, tmp_path / "out")
+    assert import_benchmark("scannet-normals", tmp_path, tmp_path / "out").protocol == "scannet"
     samples, flat = oracle_metrics(tmp_path / "out")
     n, valid = truth["000000"]
     assert angles_deg(samples[0].raw["normals"][valid], n[valid]).max() < 0.1  # float16 on disk

@@ -53,7 +53,7 @@ def write_refcoco(root, as_json=False):
 def test_refcocog_pickle_and_instances(tmp_path):
     truth = write_refcoco(tmp_path)
     summary = import_benchmark("refcoco", tmp_path, tmp_path / "out", {"dataset": "refcocog", "split": "val"})
-    assert summary.written == 3                                        # one per sentence of the val refs
+    assert summary.written == 3 and summary.protocol == "refcocog"     # one per sentence of the val refs
     samples, flat = oracle_metrics(tmp_path / "out")
     assert [s.key for s in samples] == ["refcoco_1_11", "refcoco_1_12", "refcoco_2_13"]
     for s in samples:
@@ -107,7 +107,7 @@ def write_reasonseg(root):
 def test_reasonseg_polygons(tmp_path):
     write_reasonseg(tmp_path / "val")
     summary = import_benchmark("reasonseg", tmp_path / "val", tmp_path / "out")
-    assert summary.written == 1
+    assert summary.written == 1 and summary.protocol == "reasonseg"
     samples, flat = oracle_metrics(tmp_path / "out")
     s = samples[0]
     expected = np.zeros((H, W), bool)
