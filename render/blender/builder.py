@@ -12,6 +12,7 @@ import mathutils
 import numpy as np
 
 from render import shapes
+from render.blender import assets as blender_assets
 from render.blender import lights as blender_lights
 from render.blender import materials as blender_materials
 from render.spec import CameraSpec, EnvironmentSpec, LightSpec, MaterialSpec, ObjectSpec, SceneSpec
@@ -31,7 +32,9 @@ def clear_scene(scene: bpy.types.Scene) -> None:
     for collection in (bpy.data.meshes, bpy.data.materials, bpy.data.lights, bpy.data.cameras,
                        bpy.data.worlds, bpy.data.images, bpy.data.node_groups):
         for block in list(collection):
-            if block.users == 0 or collection is bpy.data.worlds:
+            # worlds, and images read from files (HDRIs, texture sets: a removed world's node may
+            # still count as their user), go whatever their users
+            if block.users == 0 or collection is bpy.data.worlds or getattr(block, "source", None) == "FILE":
                 collection.remove(block)
 
 
@@ -54,7 +57,7 @@ def build_scene(scene: bpy.types.Scene, spec: SceneSpec, shading: bool = True) -
 def add_object(scene: bpy.types.Scene, spec: ObjectSpec, instance_id: int, semantic_id: int,
                shading: bool = True) -> bpy.types.Object:
     material = make_material(spec.material, f"mat{instance_id}") if shading else None
-    if spec.shape == "sphere" and max(spec.size) - min(spec.size) <= 1e-9 * max(spec.size):
+    if spec.shape == "sphere" and spec.asset is None and max(spec.size) - min(spec.size) <= 1e-9 * max(spec.size):
         obj = _exact_sphere(spec.size[0] / 2, material, f"obj{instance_id}")
     else:
         obj = _mesh_object(spec, material, f"obj{instance_id}")
@@ -96,7 +99,10 @@ def _exact_sphere(radius: float, material: bpy.types.Material | None, name: str)
 
 
 def _mesh_object(spec: ObjectSpec, material: bpy.types.Material | None, name: str) -> bpy.types.Object:
-    mesh_np = shapes.build(spec.shape, spec.shape_params)
+    if spec.asset is not None:  # a user model (render/assets.py), fitted into the same unit box
+        mesh_np = blender_assets.model_mesh(spec.asset)
+    else:
+        mesh_np = shapes.build(spec.shape, spec.shape_params)
     verts = mesh_np.vertices * np.asarray(spec.size, np.float64)
     faces = np.asarray(mesh_np.faces, np.int64)
     mesh = bpy.data.meshes.new(name)

@@ -209,11 +209,32 @@ def _glass(t: _Tree) -> None:
     t.set(t.bsdf, "Transmission Weight", 1.0)
 
 
+def _pbr(t: _Tree) -> None:
+    """A user's texture set, box-projected in object coordinates (our meshes have no UVs), tiled
+    `texture_scale` times per meter. Relief comes from the albedo's luminance through the Bump
+    node (a tangent-space normal image needs UVs); the roughness image, if any, drives roughness."""
+    images = t.spec.images or {}
+    v = t.coords()
+
+    def image(role: str, non_color: bool) -> bpy.types.Node:
+        img = bpy.data.images.load(images[role], check_existing=True)
+        if non_color:
+            img.colorspace_settings.name = "Non-Color"
+        node = t.node("ShaderNodeTexImage", Vector=v)
+        node.image, node.projection, node.projection_blend = img, "BOX", 0.2
+        return node
+
+    albedo = image("albedo", False)
+    rough = image("roughness", True).outputs["Color"] if "roughness" in images else t.spec.roughness
+    t.surface(albedo.outputs["Color"], rough)
+    t.bump(t.node("ShaderNodeRGBToBW", Color=albedo.outputs["Color"]).outputs["Val"], 0.002)
+
+
 BUILDERS: dict[str, Callable[[_Tree], None]] = {
     "wood": _wood, "marble": _marble, "tiles": _tiles, "brick": _brick, "concrete": _concrete,
     "plaster": _plaster, "fabric": _fabric, "leather": _leather, "carpet": _carpet,
     "painted_metal": _painted_metal, "brushed_metal": _brushed_metal, "plastic": _plastic,
-    "glass": _glass, "rubber": _rubber,
+    "glass": _glass, "rubber": _rubber, "pbr": _pbr,
 }
 
 
