@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         rest = [f"action={rest[0]}"] + rest[1:]  # `vistune mix stats` == `vistune mix action=stats`
     if stage == "import" and rest and "=" not in rest[0] and not rest[0].startswith("-"):
         rest = [f"format={rest[0]}"] + rest[1:]  # `vistune import nyuv2 ...` == `vistune import format=nyuv2 ...`
+    if stage == "export" and "--lora-only" in rest:
+        rest = [r for r in rest if r != "--lora-only"] + ["lora_only=true"]
     show_cfg = False
     if "--cfg" in rest:
         i = rest.index("--cfg")

@@ -135,6 +135,9 @@ STAGES: dict[str, Stage] = {
     "import": Stage("import", "a benchmark on disk (NYUv2, KITTI, Cityscapes, RefCOCO, ...) -> eval shards",
                     _last("import_job", "config_from_dict"), _last("import_job", "run"),
                     _last("import_job", "describe")),
+    "export": Stage("export", "a model.kind=diffusers checkpoint -> a diffusers pipeline dir (--lora-only: the adapter)",
+                    _last("export_job", "config_from_dict"), _last("export_job", "run"),
+                    _last("export_job", "describe")),
 }
 
 # `vistune run`'s blocks, in pipeline order -> the stage that runs each.

@@ -320,6 +320,51 @@ class DiffusersGenerator(Generator):
         return both | (u[:, 1] < cfg.p_drop_text), both | (u[:, 2] < cfg.p_drop_image)
 
 
+    # -- export --------------------------------------------------------------------------------------
+    def pipeline_class(self) -> Any:
+        raise NotImplementedError
+
+    def pipeline_components(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def lora_layers_key(self) -> str:
+        return f"{self.denoiser_name}_lora_layers"
+
+    def export(self, out: str | os.PathLike, lora_only: bool = False) -> Path:
+        """Write a standard diffusers pipeline directory (`DiffusionPipeline.from_pretrained(out)`),
+        LoRA adapters fused and unloaded first (unfused adapters save keys that do not reload); with
+        `lora_only`, just the adapter (`save_lora_weights`). `out` must not exist or be empty; a failed
+        export removes what it wrote. Changes this model (fuses the adapters)."""
+        out = Path(out)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ValueError(f"export out={str(out)!r} exists and is not empty")
+        lora = self.cfg.train == "lora"
+        if lora_only and not lora:
+            raise ValueError("--lora-only needs a checkpoint trained with model.train=lora")
+        if lora_only and getattr(self, "widened", False):
+            raise ValueError("--lora-only: this model's conv_in was widened to take the input image, which a LoRA "
+                             "file cannot carry onto the 4-channel base; export the full pipeline instead")
+        try:
+            if lora_only:
+                from peft.utils import get_peft_model_state_dict
+
+                layers = get_peft_model_state_dict(self.denoiser)
+                meta = self.denoiser.peft_config["default"].to_dict()  # rank, alpha, targets: reload at the same scale
+                self.pipeline_class().save_lora_weights(str(out), **{self.lora_layers_key(): layers,
+                                                                     f"{self.denoiser_name}_lora_adapter_metadata": meta})
+            else:
+                if lora:
+                    self.denoiser.fuse_lora()
+                    self.denoiser.unload_lora()
+                self.pipeline_class()(**self.pipeline_components()).save_pretrained(str(out))
+        except BaseException:  # no half-written pipeline under out (it was empty)
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+            raise
+        return out
+
+
 def build_diffusers(cfg: GeneratorConfig) -> Generator:
     """model.kind=diffusers: the family's generator for the pipeline class in model.path."""
     family = family_of(cfg.path) if cfg.path else None

@@ -162,3 +162,18 @@ class UNetGenerator(DiffusersGenerator):
             x = sched.step(pred, t, x).prev_sample
         vae = self.frozen.vae
         return vae.decode(x / vae.config.scaling_factor).sample.float().clamp(-1.0, 1.0)
+
+    # -- export: an InstructPix2Pix pipeline with the 8-channel conv_in ------------------------------------
+    def pipeline_class(self) -> Any:
+        from diffusers import StableDiffusionInstructPix2PixPipeline
+
+        return StableDiffusionInstructPix2PixPipeline
+
+    def pipeline_components(self) -> dict[str, Any]:
+        from diffusers import DDIMScheduler
+
+        f = self.frozen
+        return dict(vae=f.vae, text_encoder=f.text_encoder, tokenizer=f.tokenizer, unet=self.unet,
+                    scheduler=DDIMScheduler.from_config(self.scheduler.config, timestep_spacing="trailing",
+                                                        clip_sample=False, set_alpha_to_one=False),
+                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
