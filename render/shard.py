@@ -11,6 +11,7 @@ and a shard whose worker died is redone whole. `renderer` is a `render.blender.B
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +22,7 @@ import numpy as np
 
 from formats.config import from_dict
 from formats.shards import ShardPaths, ShardWriter
+from render.assets import AssetConfig, apply as apply_assets, scan as asset_library_uncached
 from render.edits import edit_spec
 from render.sampling import FAMILIES, sample_scene, scene_seed
 from render.settings import RenderSettings
@@ -41,9 +43,13 @@ class RenderJobConfig:
     edit_fraction: float = 0.0  # share of scenes re-rendered with one object edited (image-editing pairs)
     prefix: str = "render"
     render: dict = field(default_factory=dict)  # RenderSettings fields
+    assets: dict = field(default_factory=dict)  # render.assets.AssetConfig fields (optional user assets)
 
     def __post_init__(self) -> None:
         from_dict(RenderSettings, self.render, "render")  # named error for a bad renderer key, before any work
+        asset_cfg = from_dict(AssetConfig, self.assets, "assets")
+        if asset_cfg.root is not None:
+            asset_library(asset_cfg.root)  # a missing or empty folder: a named error before any work
         if self.n_scenes < 1:
             raise ValueError(f"n_scenes must be >= 1, got {self.n_scenes}")
         if self.scenes_per_shard < 1:
@@ -69,6 +75,12 @@ class RenderJobConfig:
 
     def paths(self, shard: int) -> ShardPaths:
         return ShardPaths.of(self.out, self.prefix, shard)
+
+
+@functools.lru_cache(maxsize=4)
+def asset_library(root: str):
+    """The user asset folder, scanned once per process (render/assets.py)."""
+    return asset_library_uncached(root)
 
 
 def scene_key(index: int) -> str:
@@ -137,6 +149,9 @@ def render_scene(renderer, cfg: RenderJobConfig, index: int) -> RenderedScene:
     """Sample scene `index` from its seed and render it (and its edit, if this scene gets one)."""
     seed = scene_seed(cfg.seed, index)
     spec = sample_scene(seed, cfg.width, cfg.height, families=cfg.families)
+    asset_cfg = from_dict(AssetConfig, cfg.assets, "assets")
+    if asset_cfg.root is not None:  # user models, texture sets and HDRIs, drawn from the scene seed
+        spec = apply_assets(spec, asset_library(asset_cfg.root), np.random.default_rng([seed, 0xA55E7]), asset_cfg)
     result = renderer.render(spec)
     return RenderedScene(index, seed, spec, result, edit_pair(renderer, cfg, seed, spec, result))
 

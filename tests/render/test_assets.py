@@ -122,3 +122,13 @@ def test_texture_set_and_hdri_render(library, renderer):
         sky = res.rgb[res.instance == 0].astype(float).mean(0)
         assert sky.argmax() == channel
     assert [i for i in bpy.data.images if i.source == "FILE"] == []  # removed with their scene
+
+
+def test_render_job_checks_the_asset_folder(tmp_path):
+    from render.shard import RenderJobConfig
+
+    with pytest.raises(AssetError, match="is not a directory"):
+        RenderJobConfig(out=str(tmp_path), n_scenes=1, assets={"root": str(tmp_path / "nope")})
+    with pytest.raises(Exception, match="p_hdri"):
+        RenderJobConfig(out=str(tmp_path), n_scenes=1, assets={"p_hdri": 2})
+    RenderJobConfig(out=str(tmp_path), n_scenes=1)  # procedural only by default
