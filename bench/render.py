@@ -1,6 +1,7 @@
 """Render benchmark: per-scene cost, pipeline overhead, worker scaling, process-per-scene baseline.
 
     python bench/render.py [--size 512] [--scenes 6] [--job-scenes 200] [--rounds 4] [--quick]
+    python bench/render.py --compare-only [--compare-size 64] [--baseline 07466ae] [--scenes 9]
 
 Prints, on this machine:
 1. Seconds per scene at SIZE x SIZE in one warm Blender process pinned to one core, one Cycles
@@ -22,6 +23,11 @@ Prints, on this machine:
    minutes, and a ratio of two runs taken minutes apart measures the drift.
 4. The speed-up over launching a fresh Python + bpy process per scene (BlenderProc- and
    Kubric-style runs), ground truth only.
+5. Old vs new scenes: seconds per scene (sampling, GT-only and GT + RGB at the smoke preset's
+   8 spp) for the scenes of this checkout next to those of `--baseline` (a git revision, unpacked
+   with `git archive` into a temp dir and run from there: its own sampler, materials and renderer),
+   same seeds, at `--compare-size` (64 px: the smoke preset) and at `--size`; runs alternate
+   old/new over `--rounds` and the median ratio is reported.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ for seed in {seeds}:
     for k, v in {{"sample_s": sample_s, **res.timings, "encode_s": encode_s}}.items():
         parts.setdefault(k, []).append(v)
 print(json.dumps({{"loop_s": time.perf_counter() - t0, "scene_s": statistics.mean(walls), "cores": cores,
+                  "objects": statistics.mean(len(sample_scene(s, 16, 16).objects) for s in {seeds}),
                   "parts": {{k: statistics.mean(v) for k, v in parts.items()}}}}))
 """
 
@@ -89,10 +96,11 @@ print(time.perf_counter() - t)
 """
 
 
-def warm_loops(size: int, seeds: list[int], copies: int = 1, pin: bool = True, rgb: bool = False) -> list[dict]:
-    """Run `copies` warm renderer processes at once, each rendering `seeds`; their reports."""
+def warm_loops(size: int, seeds: list[int], copies: int = 1, pin: bool = True, rgb: bool = False,
+               root: str = ROOT, samples: int = RenderSettings().samples) -> list[dict]:
+    """Run `copies` warm renderer processes at once, each rendering `seeds` with the code under `root`; their reports."""
     with tempfile.TemporaryDirectory() as lock_dir:
-        code = WARM_LOOP.format(root=ROOT, lock_dir=lock_dir, pin=pin, rgb=rgb, seeds=seeds, size=size)
+        code = WARM_LOOP.format(root=root, lock_dir=lock_dir, pin=pin, rgb=rgb, seeds=seeds, size=size, samples=samples)
         procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
                  for _ in range(copies)]
         return [json.loads(p.communicate()[0].decode().strip().splitlines()[-1]) for p in procs]
@@ -127,6 +135,38 @@ def job(size: int, n: int, workers: int, seed: int) -> dict:
         return run_render(cfg, progress=False)
 
 
+def baseline_tree(rev: str, into: str) -> str:
+    """The files of git revision `rev` of this repository, unpacked under `into`; their root."""
+    archive = subprocess.run(["git", "-C", ROOT, "archive", rev], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
+    return into
+
+
+def compare(rev: str, sizes: list[int], seeds: list[int], rounds: int, samples: int = 8) -> None:
+    """Old (`rev`) vs new scenes: s/scene for GT only and GT + RGB, alternating old/new each round."""
+    print(f"Old ({rev}) vs new scenes, same {len(seeds)} seeds, one warm pinned process each, RGB at {samples} spp")
+    print(f"{'measure':<58}{'old':>10}{'new':>10}{'new/old':>10}")
+    with tempfile.TemporaryDirectory() as tmp:
+        old_root = baseline_tree(rev, tmp)
+        for size in sizes:
+            for rgb in (False, True):
+                runs: dict[str, list[dict]] = {"old": [], "new": []}
+                for r in range(rounds):
+                    for which in (("old", "new") if r % 2 == 0 else ("new", "old")):
+                        root = old_root if which == "old" else ROOT
+                        runs[which].append(warm_loops(size, seeds, rgb=rgb, root=root, samples=samples)[0])
+                label = f"{size} px, {'GT + RGB' if rgb else 'GT only'}"
+                med = {k: sorted(v, key=lambda x: x["scene_s"])[len(v) // 2] for k, v in runs.items()}
+                ratios = [n["scene_s"] / o["scene_s"] for o, n in zip(runs["old"], runs["new"])]
+                print(f"{label + ': s/scene, all steps':<58}{med['old']['scene_s']:>10.3f}{med['new']['scene_s']:>10.3f}"
+                      f"{statistics.median(ratios):>10.2f}")
+                for k in ("sample_s", "build_s", "gt_render_s", "rgb_render_s", "encode_s"):
+                    if k in med["old"]["parts"] and k in med["new"]["parts"]:
+                        o, n = med["old"]["parts"][k], med["new"]["parts"][k]
+                        print(f"{'  ' + k:<58}{o:>10.4f}{n:>10.4f}{n / o:>10.2f}")
+                print(f"{'  objects per scene':<58}{med['old']['objects']:>10.1f}{med['new']['objects']:>10.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=512)
@@ -134,11 +174,17 @@ def main() -> None:
     ap.add_argument("--job-scenes", type=int, default=200, help="scenes per worker in each job")
     ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds of the 1- and 2-worker runs")
     ap.add_argument("--quick", action="store_true", help="128 px, 4 scenes, 24 scenes per worker, 1 round")
+    ap.add_argument("--baseline", default="07466ae", help="git revision of the old scenes (before issue 18)")
+    ap.add_argument("--compare-size", type=int, default=64, help="the old-vs-new comparison's small size")
+    ap.add_argument("--compare-only", action="store_true", help="only the old-vs-new comparison (section 5)")
     args = ap.parse_args()
     if args.quick:
         args.size, args.scenes, args.job_scenes, args.rounds = 128, 4, 24, 1
     size, n, per_worker = args.size, args.scenes, args.job_scenes
     seeds = [scene_seed(2026, i) for i in range(n)]
+    if args.compare_only:
+        compare(args.baseline, [args.compare_size], seeds, args.rounds)
+        return
 
     gt = warm_loops(size, seeds)[0]
     rgb = warm_loops(size, seeds[:2], rgb=True)[0]
@@ -204,6 +250,8 @@ def main() -> None:
     row("  each round", ", ".join(f"{x:.2f}" for x in cpu))
     row("fresh process per scene, s/scene", f"{fresh_s:.3f}")
     row("speed-up of a warm worker over fresh processes", f"{fresh_s / gt['scene_s']:.2f}")
+    print()
+    compare(args.baseline, [args.compare_size, size], seeds, max(1, args.rounds // 2))
 
 
 if __name__ == "__main__":

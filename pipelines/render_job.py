@@ -20,7 +20,7 @@ from pipelines.driver import Bar, Pool, clean_up_after_cancel, drive
 from pipelines.ray_reaper import descendants
 from render.scratch import scratch_directory, sweep_scratch
 from render.settings import RenderSettings
-from render.shard import RenderJobConfig, render_shard
+from render.shard import RenderJobConfig, describe_views, render_shard, view_distribution
 
 MAX_SHARD_ATTEMPTS = 4
 
@@ -61,6 +61,7 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
                "scenes": cfg.n_scenes, "rendered_scenes": 0, "cycles_s": 0.0, "render_s": 0.0, "worker_s": 0.0,
                "out": cfg.out}
     first_start: dict[int, float] = {}  # worker pid -> first shard start (epoch s)
+    views: list[dict] = []  # per-view statistics of the rendered scenes (render/shard.py: view_stats)
 
     def fold(shard: int, stats: dict) -> int:
         summary["rendered_shards"] += 0 if stats["skipped"] else 1
@@ -68,6 +69,7 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
         summary["cycles_s"] += stats.get("cycles_s", 0.0)  # Cycles' own engine time
         summary["render_s"] += stats.get("render_s", 0.0)  # whole bpy render calls (+ Blender's bookkeeping)
         summary["worker_s"] += stats.get("wall_s", 0.0)
+        views.extend(stats.get("views", []))
         if "started" in stats:
             first_start[stats["pid"]] = min(first_start.get(stats["pid"], math.inf), stats["started"])
         return stats["scenes"]
@@ -85,6 +87,7 @@ def run_render(cfg: RenderJobConfig, progress: bool = True) -> dict:
         raise
     # Actor start-up: from job start to each worker's first shard (bpy import, scene setup).
     summary["startup_s"] = sum(t - t0_epoch for t in first_start.values()) / max(len(first_start), 1)
+    summary["views"] = view_distribution(views) if views else {}
     return summary
 
 
@@ -94,5 +97,8 @@ def config_from_dict(d: dict) -> RenderJobConfig:
 
 
 def describe(summary: dict) -> str:
-    return (f"render: {summary['rendered_scenes']} scenes rendered in {summary['rendered_shards']} shards, "
+    text = (f"render: {summary['rendered_scenes']} scenes rendered in {summary['rendered_shards']} shards, "
             f"{summary['skipped_shards']} shards already complete, {summary['wall_s']:.1f} s -> {summary['out']}")
+    if summary.get("views"):
+        text += "\n" + describe_views(summary["views"])
+    return text

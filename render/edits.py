@@ -58,11 +58,12 @@ def edit_spec(spec: SceneSpec, seed: int, visible: dict[int, float],
     rng = random.Random(seed)
     index = rng.choice(candidates)
     obj = spec.objects[index]
-    kind = rng.choice(KINDS)
+    supports = {o.support for o in spec.objects}
+    kind = rng.choice([k for k in KINDS if k != "remove" or index not in supports])  # nothing left floating
     edited = copy.deepcopy(spec)
     fields: dict[str, Any] = {"cls": obj.semantic_class}
     if kind == "remove":
-        del edited.objects[index]
+        edited.remove_object(index)
     elif kind == "recolor":
         name = rng.choice([c for c in COLORS if _far(COLORS[c], obj.material.color)])
         # Same material, new color (textures keep their pattern); clear glass has no color to change.

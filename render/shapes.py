@@ -734,3 +734,136 @@ def _building(tiers: int, setback: float, floors: int, roof: int) -> Mesh:
         roof_mesh.vertices[:, 2] += body_top - 0.001
         parts.append(roof_mesh)
     return merge(*parts)
+
+
+# ---------------------------------------------------------------- rooms and streets
+
+
+@shape("wall", door=P(0, 0, 1, integer=True), door_at=P(0.5, 0.1, 0.9), door_width=P(0.25, 0.08, 0.4),
+       door_height=P(0.75, 0.6, 0.9), windows=P(0, 0, 2, integer=True), window_at=P(0.3, 0.1, 0.9),
+       window_width=P(0.2, 0.08, 0.4), sill=P(0.35, 0.2, 0.5), window_top=P(0.8, 0.6, 0.92))
+def _wall(**params) -> Mesh:
+    """A wall slab (length along x, thickness along y) with rectangular openings: a door, up to two windows.
+
+    Openings that would touch the ends or each other are dropped (`wall_openings` is the one
+    definition, shared with render/layout.py's cavities and the view check's proxies).
+    """
+    return merge(*(box_part(lo, hi) for lo, hi in wall_parts(params) if hi[0] - lo[0] > 1e-6))
+
+
+def wall_openings(params: dict) -> list[tuple[float, float, float, float]]:
+    """A wall's openings as (x0, x1, z0, z1) in unit coordinates, left to right, never overlapping."""
+    p = params
+    found = []
+    if p.get("door", 0):
+        w = p.get("door_width", 0.25)
+        found.append((p["door_at"] - w / 2, p["door_at"] + w / 2, 0.0, p.get("door_height", 0.75)))
+    for k in range(int(p.get("windows", 0))):
+        w = p.get("window_width", 0.2)
+        at = p.get("window_at", 0.5) if k == 0 else 1 - p.get("window_at", 0.5)
+        found.append((at - w / 2, at + w / 2, p.get("sill", 0.35), p.get("window_top", 0.8)))
+    kept: list[tuple[float, float, float, float]] = []
+    for x0, x1, z0, z1 in sorted(found):
+        if x0 >= 0.04 and x1 <= 0.96 and all(x0 >= k1 + 0.03 or x1 <= k0 - 0.03 for k0, k1, _, _ in kept):
+            kept.append((x0, x1, z0, z1))
+    return kept
+
+
+def wall_parts(p: dict) -> list[tuple[tuple, tuple]]:
+    """The solid boxes of a wall around its openings, unit coordinates."""
+    parts, x = [], 0.0
+    for x0, x1, z0, z1 in wall_openings(p):
+        parts.append(((x, 0, 0), (x0, 1, 1)))
+        if z0 > 0:
+            parts.append(((x0, 0, 0), (x1, 1, z0)))
+        parts.append(((x0, 0, z1), (x1, 1, 1)))
+        x = x1
+    return parts + [((x, 0, 0), (1, 1, 1))]
+
+
+@shape("window", frame=P(0.06, 0.03, 0.12), cross=P(1, 0, 1, integer=True))
+def _window(frame: float, cross: int) -> Mesh:
+    """A window frame filling its opening (x across, z up, y the wall's depth); no pane: the sky shows through."""
+    f = frame
+    parts = [box_part((0, 0.3, 0), (f, 0.7, 1)), box_part((1 - f, 0.3, 0), (1, 0.7, 1)),
+             box_part((f - 0.001, 0.3, 0), (1 - f + 0.001, 0.7, f)), box_part((f - 0.001, 0.3, 1 - f), (1 - f + 0.001, 0.7, 1)),
+             box_part((f - 0.001, 0.0, 0), (1 - f + 0.001, 1.0, f * 0.6))]  # the sill, as deep as the wall
+    if cross:
+        m = f * 0.4
+        parts += [box_part((0.5 - m, 0.4, f - 0.001), (0.5 + m, 0.6, 1 - f + 0.001)),
+                  box_part((f - 0.001, 0.4, 0.55 - m), (1 - f + 0.001, 0.6, 0.55 + m))]
+    return merge(*parts)
+
+
+@shape("door", frame=P(0.06, 0.03, 0.1), panel=P(0.4, 0.25, 0.6), handle=P(0.45, 0.4, 0.5))
+def _door(frame: float, panel: float, handle: float) -> Mesh:
+    """A closed door in its frame (x across, z up, y the wall's depth), a handle on either face."""
+    f, y0, y1 = frame, 0.5 - panel / 2, 0.5 + panel / 2
+    parts = [box_part((0, 0, 0), (f, 1, 1)), box_part((1 - f, 0, 0), (1, 1, 1)),
+             box_part((f - 0.001, 0, 1 - f * 0.6), (1 - f + 0.001, 1, 1)),
+             box_part((f - 0.001, y0, 0), (1 - f + 0.001, y1, 1 - f * 0.6 + 0.001))]
+    hx = 1 - f - 0.12
+    parts += [box_part((hx, 0.0, handle), (hx + 0.08, y0 + 0.001, handle + 0.02)),
+              box_part((hx, y1 - 0.001, handle), (hx + 0.08, 1.0, handle + 0.02))]
+    return merge(*parts)
+
+
+@shape("car", cabin=P(0.5, 0.35, 0.6), hood=P(0.22, 0.12, 0.3), wheel=P(0.17, 0.13, 0.2))
+def _car(cabin: float, hood: float, wheel: float) -> Mesh:
+    """A car-like body: a lower hull, a tapered cabin, four wheels (length along x)."""
+    body_lo, body_hi = wheel * 0.9, 0.55
+    parts = [box_part((0.0, 0.04, body_lo), (1.0, 0.96, body_hi))]
+    x0 = hood + 0.05
+    x1 = min(x0 + cabin, 0.95)
+    poly = [(x0, body_hi - 0.001), (x1, body_hi - 0.001), (x1 - 0.08, 1.0), (x0 + 0.1, 1.0)]
+    parts.append(extrude(poly, 0.1, 0.9, axes="xzy"))
+    r = wheel  # in units of the length; the z extent is rescaled with the rest of the shape
+    for cx in (0.18, 0.82):
+        for y0, y1 in ((0.0, 0.14), (0.86, 1.0)):
+            tyre = lathe([(r * 0.55, y0), (r * 0.55, y1)], 20, center=(cx, r * 0.55))
+            parts.append(_relabel(tyre, "xzy"))
+    return merge(*parts, smooth=False)
+
+
+@shape("pole", arm=P(0, 0, 1, integer=True), head=P(0.06, 0.03, 0.1))
+def _pole(arm: int, head: float) -> Mesh:
+    """A street pole: a thin mast with a lamp head (on a short arm when `arm`)."""
+    mast = _cylinder_part(0.5, 0.5, 0.1, 0.0, 1.0 - head, 12)
+    if not arm:
+        return merge(mast, lathe([(0.5, 1 - head - 0.001), (0.2, 1.0)], 16, center=(0.5, 0.5)))
+    bar = box_part((0.45, 0.45, 1 - head * 1.5), (1.0, 0.55, 1 - head))
+    lamp = box_part((0.75, 0.3, 1 - head * 2), (1.0, 0.7, 1 - head * 1.5 + 0.001))
+    return merge(mast, bar, lamp, box_part((0.0, 0.45, 1 - head * 1.5), (0.5, 0.55, 1 - head)))
+
+
+@shape("sign", plate=P(0.3, 0.15, 0.45), round=P(0, 0, 1, integer=True))
+def _sign(plate: float, round: int) -> Mesh:  # noqa: A002
+    """A sign: a post and a plate on top (square or round), the plate facing -y."""
+    post = box_part((0.45, 0.4, 0.0), (0.55, 0.6, 1 - plate + 0.001))
+    if round:
+        disc = _relabel(lathe([(0.5, 0.0), (0.5, 0.2)], 24, center=(0.5, 1 - plate / 2)), "xzy")
+        disc.vertices[:, 2] = (disc.vertices[:, 2] - (1 - plate / 2)) * plate + (1 - plate / 2)
+        return merge(post, disc, smooth=False)
+    return merge(post, box_part((0.0, 0.0, 1 - plate), (1.0, 0.2, 1.0)))
+
+
+@shape("bench", back=P(1, 0, 1, integer=True), slats=P(3, 2, 5, integer=True))
+def _bench(back: int, slats: int) -> Mesh:
+    """A bench: slatted seat on two side frames, an optional backrest (+y)."""
+    seat = 0.45 if back else 0.95
+    parts = [box_part((0.03, 0.1, 0.0), (0.08, 0.9, seat)), box_part((0.92, 0.1, 0.0), (0.97, 0.9, seat))]
+    depth = 0.8 / slats
+    for k in range(slats):
+        y = 0.1 + k * depth
+        parts.append(box_part((0.0, y + 0.01, seat - 0.001), (1.0, y + depth - 0.01, seat + 0.05)))
+    top = seat + 0.05
+    if back:
+        parts.append(box_part((0.0, 0.88, top), (1.0, 1.0, 1.0)))
+        return merge(*parts)
+    return merge(*[_scale_z(p, 1.0 / top) for p in parts])
+
+
+def _scale_z(m: Mesh, factor: float) -> Mesh:
+    v = m.vertices.copy()
+    v[:, 2] *= factor
+    return Mesh(v, m.faces, m.smooth, m.sharp_angle)

@@ -11,6 +11,7 @@ and a shard whose worker died is redone whole. `renderer` is a `render.blender.B
 
 from __future__ import annotations
 
+import math
 import functools
 import os
 import time
@@ -22,6 +23,7 @@ import numpy as np
 
 from formats.config import from_dict
 from formats.shards import ShardPaths, ShardWriter
+from render import layout
 from render.assets import AssetConfig, apply as apply_assets, scan as asset_library_uncached
 from render.edits import edit_spec
 from render.sampling import FAMILIES, sample_scene, scene_seed
@@ -117,15 +119,16 @@ def render_shard(renderer, settings: RenderSettings, cfg: RenderJobConfig, shard
         if paths.complete():
             return {"shard": shard, "skipped": True, "scenes": len(cfg.shard_scenes(shard))}
         t0, started = time.perf_counter(), time.time()
+        views: list[dict[str, Any]] = []  # per-view statistics (view_stats), for the job summary
         with ShardWriter(paths) as writer:  # removes temp files a worker killed mid-shard left
-            cycles_s, render_s = _render_into(writer, renderer, settings, cfg, shard)
+            cycles_s, render_s = _render_into(writer, renderer, settings, cfg, shard, views)
             n = writer.commit()
     return {"shard": shard, "skipped": False, "scenes": n, "wall_s": time.perf_counter() - t0, "cycles_s": cycles_s,
-            "render_s": render_s, "pid": os.getpid(), "started": started, "ended": time.time()}
+            "render_s": render_s, "pid": os.getpid(), "started": started, "ended": time.time(), "views": views}
 
 
 def _render_into(writer: ShardWriter, renderer, settings: RenderSettings, cfg: RenderJobConfig,
-                 shard: int) -> tuple[float, float]:
+                 shard: int, views: list[dict[str, Any]]) -> tuple[float, float]:
     """Render the shard's scenes into `writer` in scene order; (Cycles' own seconds, bpy render seconds).
 
     Encoding and writing scene k (EXR, PNG, tar) run on a helper thread while Cycles renders scene
@@ -139,7 +142,7 @@ def _render_into(writer: ShardWriter, renderer, settings: RenderSettings, cfg: R
             cycles_s, render_s = cycles_s + scene.cycles_s, render_s + scene.render_s
             if pending is not None:
                 pending.result()  # in order; re-raises a failed write here
-            pending = pool.submit(write_scene, writer, settings, cfg, scene)
+            pending = pool.submit(write_scene, writer, settings, cfg, scene, views)
         if pending is not None:
             pending.result()
     return cycles_s, render_s
@@ -174,8 +177,27 @@ def edit_pair(renderer, cfg: RenderJobConfig, seed: int, spec: SceneSpec, result
     return rgb, edit[1]
 
 
-def write_scene(writer: ShardWriter, settings: RenderSettings, cfg: RenderJobConfig, scene: RenderedScene) -> None:
-    """Add one scene's members (raw passes, metadata, edit image) and its Parquet row to `writer`."""
+def view_stats(spec: SceneSpec, result) -> dict[str, Any]:
+    """What one rendered view shows, for the shard's Parquet sidecar: visible instances (> 0.1% of the
+    pixels), the largest instance's share, depth p5/p50/p95 (over pixels that hit something), the share
+    of sky, the material kinds of the objects, the camera search, and (with RGB) the clipped share:
+    pixels with a channel at 255 (blown out) or all channels at 0 (crushed black)."""
+    stats = layout.view_stats(result.instance, result.depth)
+    kinds = sorted({o.material.kind for o in spec.objects})
+    check = spec.view_check or {}
+    out = {**stats, "material_kinds": ",".join(kinds), "n_material_kinds": len(kinds),
+           "camera_rig": str(check.get("rig", "")), "view_attempts": int(check.get("attempts", 0)),
+           "view_passed": bool(check.get("passed", False)), "clipped_frac": math.nan}
+    if result.rgb is not None:
+        rgb = np.asarray(result.rgb)
+        out["clipped_frac"] = float(np.mean((rgb.max(-1) >= 255) | (rgb.max(-1) == 0)))
+    return out
+
+
+def write_scene(writer: ShardWriter, settings: RenderSettings, cfg: RenderJobConfig, scene: RenderedScene,
+                views: list[dict[str, Any]] | None = None) -> None:
+    """Add one scene's members (raw passes, metadata, edit image) and its Parquet row to `writer`
+    (and the view's statistics to `views`)."""
     # Imported here: the EXR codecs (and bpy, for the renderer's version) are only needed where scenes are written.
     from formats import raw_render as raw
     from formats.members import png_bytes
@@ -197,3 +219,37 @@ def write_scene(writer: ShardWriter, settings: RenderSettings, cfg: RenderJobCon
         **{k: float(v) for k, v in result.timings.items()},
         **{k: float(result.image.get(k, float("nan"))) for k in ("exposure_ev", "clipped", "clipped_white", "clipped_black")},
     })
+
+
+def view_distribution(views: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per family (and "all"): the distribution of the per-view statistics of `view_stats`."""
+    out = {}
+    for family in sorted({v["family"] for v in views}) + ["all"]:
+        rows = [v for v in views if family in ("all", v["family"])]
+        vis = np.array([v["visible"] for v in rows], float)
+        ratio = np.array([v["depth_p95"] / v["depth_p5"] if v["depth_p5"] > 0 else 0.0 for v in rows])
+        clipped = np.array([v["clipped_frac"] for v in rows], float)
+        out[family] = {
+            "views": len(rows), "visible_p10": float(np.percentile(vis, 10)), "visible_median": float(np.median(vis)),
+            "visible_p90": float(np.percentile(vis, 90)),
+            "largest_over_60": float(np.mean([v["largest_share"] > 0.6 for v in rows])),
+            "flat_depth": float(np.mean(ratio < 1.5)),
+            "depth_p50_median": float(np.median([v["depth_p50"] for v in rows])),
+            "material_kinds_median": float(np.median([v["n_material_kinds"] for v in rows])),
+            "view_passed": float(np.mean([v["view_passed"] for v in rows])),
+            "clipped_median": float(np.median(clipped)) if np.isfinite(clipped).any() else math.nan,
+        }
+    return out
+
+
+def describe_views(dist: dict[str, dict[str, float]]) -> str:
+    """The view statistics as a few lines, one per family."""
+    lines = []
+    for family, d in dist.items():
+        clipped = "" if math.isnan(d["clipped_median"]) else f", clipped px median {d['clipped_median']:.1%}"
+        lines.append(f"  {family}: {d['views']} views, visible instances median {d['visible_median']:.0f} "
+                     f"(p10 {d['visible_p10']:.0f}, p90 {d['visible_p90']:.0f}), one instance > 60%: "
+                     f"{d['largest_over_60']:.0%}, flat depth (p95/p5 < 1.5): {d['flat_depth']:.0%}, "
+                     f"median depth {d['depth_p50_median']:.1f} m, material kinds median "
+                     f"{d['material_kinds_median']:.0f}, camera check passed {d['view_passed']:.0%}{clipped}")
+    return "\n".join(lines)

@@ -29,6 +29,8 @@ SEMANTIC_CLASSES = (
     "lamp", "vase", "bottle", "bowl", "mug", "plate", "stairs", "arch", "building", "tower", "tree",
     "rock", "fence", "column", "monitor", "barrel", "box", "sphere", "cylinder", "cone", "torus",
     "capsule", "pyramid", "prism", "gear", "wedge", "plane", "object",
+    # appended later (ids above stay stable): furnished rooms and streets
+    "door", "window", "picture", "book", "car", "pole", "road", "sidewalk", "bench", "sign", "desk", "pillow",
 )
 
 
@@ -49,6 +51,8 @@ class ObjectSpec:
     semantic_class: str = "object"
     shape_params: dict[str, Any] = field(default_factory=dict)
     asset: str | None = None  # a user model file (render/assets.py) fitted into the bounding box; None: `shape`
+    support: int | None = None  # index of the object this one rests on (None: a structure, or it hangs)
+    hangs: bool = False  # mounted on a wall or ceiling (pictures, windows, doors), not resting on anything
 
 
 @dataclass
@@ -88,6 +92,7 @@ class SceneSpec:
     family: str = "custom"
     seed: int | None = None
     version: int = SPEC_VERSION
+    view_check: dict[str, Any] = field(default_factory=dict)  # the sampler's camera search (render/sampling.py)
 
     def class_table(self) -> list[str]:
         """Semantic class names; class id k is entry k - 1."""
@@ -97,6 +102,13 @@ class SceneSpec:
     def semantic_ids(self) -> list[int]:
         table = {name: i for i, name in enumerate(self.class_table(), start=1)}
         return [table[o.semantic_class] for o in self.objects]
+
+    def remove_object(self, index: int) -> None:
+        """Delete object `index`, renumbering the supports after it (what rested on it now rests on nothing)."""
+        del self.objects[index]
+        for o in self.objects:
+            if o.support is not None and o.support >= index:
+                o.support = None if o.support == index else o.support - 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,6 +128,7 @@ class SceneSpec:
                 family=data.get("family", "custom"),
                 seed=data.get("seed"),
                 version=data.get("version", SPEC_VERSION),
+                view_check=dict(data.get("view_check", {})),
             )
         except KeyError as err:
             raise SpecError(f"missing field {err.args[0]!r}") from err
@@ -203,6 +216,7 @@ def validate(spec: SceneSpec) -> SceneSpec:
         raise SpecError(f"camera: {err}") from err
     for i, o in enumerate(spec.objects):
         _validate_object(o, f"objects[{i}]")
+        _validate_support(o, i, len(spec.objects), f"objects[{i}]")
     try:
         for i, light in enumerate(spec.lights):
             lights.validate_light(light, f"lights[{i}]")
@@ -239,6 +253,14 @@ def _validate_object(o: ObjectSpec, where: str) -> None:
         materials.validate(o.material, f"{where}.material")
     except materials.MaterialError as err:
         raise SpecError(str(err)) from err
+
+
+def _validate_support(o: ObjectSpec, index: int, n: int, where: str) -> None:
+    s = o.support
+    if s is not None and (not isinstance(s, int) or isinstance(s, bool) or not 0 <= s < n or s == index):
+        raise SpecError(f"{where}.support must be null or the index of another object in [0, {n}), got {s!r}")
+    if not isinstance(o.hangs, bool):
+        raise SpecError(f"{where}.hangs must be true or false, got {o.hangs!r}")
 
 
 def rotation_matrix(euler_xyz: Vec3) -> np.ndarray:

@@ -75,7 +75,8 @@ def test_enough_procedural_shapes_and_sampling_only_uses_registered_ones():
     procedural = [n for n in shapes.names() if shapes.info(n).category == "procedural"]
     assert len(procedural) >= 20
     assert set(shapes.PRIMITIVES) <= set(shapes.names())
-    used = set(sampling.INDOOR_FURNITURE) | set(sampling.SMALL_OBJECTS) | set(sampling.OUTDOOR_OBJECTS)
+    classes = set(sampling.INDOOR_FURNITURE) | set(sampling.SMALL_OBJECTS) | set(sampling.OUTDOOR_OBJECTS)
+    used = {sampling.SHAPE_OF.get(c, c) for c in classes}
     assert used <= set(shapes.names())
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from render.sampling import FAMILIES, FOCAL_RANGE_MM, sample_scene, scene_seed
-from render.spec import CameraSpec, MaterialSpec, ObjectSpec, SceneSpec, SpecError, validate
+from render.spec import MATERIAL_KINDS, CameraSpec, MaterialSpec, ObjectSpec, SceneSpec, SpecError, validate
 
 
 def _hand_spec(**overrides) -> SceneSpec:
@@ -69,7 +69,7 @@ def test_sampled_scenes_are_diverse_and_plausible():
     used = {o.shape for s in specs for o in s.objects}
     assert len(used - {"box", "sphere", "cylinder", "cone", "plane", "torus"}) >= 15
     kinds = {o.material.kind for s in specs for o in s.objects}
-    assert kinds == {"diffuse", "glossy", "metal", "glass", "textured"}
+    assert len(kinds) >= 12 and kinds <= set(MATERIAL_KINDS)  # issue 18: >= 12 procedural families
     heights = [s.camera.location[2] for s in specs]
     assert min(heights) < 1.0 and max(heights) > 5.0
     for s in specs:  # validate() already ran; camera outside every object
@@ -86,8 +86,8 @@ def test_metric_sizes_per_class():
         for o in s.objects:
             if o.semantic_class == "chair":
                 assert 0.8 <= o.size[2] <= 1.0
-            if o.semantic_class == "table":
-                assert 0.7 <= o.size[2] <= 0.8
+            if o.semantic_class == "table":  # dining tables 0.7-0.8 m, coffee tables 0.4-0.5 m
+                assert 0.4 <= o.size[2] <= 0.8
 
 
 def test_scene_seeds_are_distinct_and_stable():
