@@ -68,23 +68,26 @@ class VaeError(ValueError):
 # ---------------------------------------------------------------- loading
 
 def resolve_vae_dir(path: str | Path) -> Path:
-    """The VAE's own directory: `path` itself (a VAE dir with config.json) or `path/vae` (a pipeline
-    dir with model_index.json). Raises VaeError naming what is missing."""
+    """The VAE's own directory: `path` itself (a VAE dir with config.json) or `path/vae` (a pipeline dir
+    with model_index.json, or a folder that holds only the vae/ of one, as `--include 'vae/*'` downloads
+    it). Raises VaeError naming what is missing."""
     root = Path(path)
     if not root.is_dir():
         raise VaeError(f"VAE directory {str(root)!r} does not exist; download the model on a connected machine "
                        f"(e.g. `hf download <repo> --local-dir {root}`) and copy it here")
-    if (root / "model_index.json").is_file() and not (root / "config.json").is_file():
-        index = json.loads((root / "model_index.json").read_text())
-        if "vae" not in index:
-            raise VaeError(f"pipeline directory {str(root)!r}: model_index.json names no `vae` component "
-                           f"(has {sorted(k for k in index if not k.startswith('_'))})")
+    index = root / "model_index.json"
+    if not (root / "config.json").is_file() and (index.is_file() or (root / "vae").is_dir()):
+        if index.is_file():
+            components = json.loads(index.read_text())
+            if "vae" not in components:
+                raise VaeError(f"pipeline directory {str(root)!r}: model_index.json names no `vae` component "
+                               f"(has {sorted(k for k in components if not k.startswith('_'))})")
+        if not (root / "vae").is_dir():
+            raise VaeError(f"pipeline directory {str(root)!r} lacks its vae/ subfolder; download it on a "
+                           f"connected machine (e.g. `hf download <repo> --include 'vae/*' --local-dir {root}`)")
         root = root / "vae"
-        if not root.is_dir():
-            raise VaeError(f"pipeline directory {str(root.parent)!r} lacks its vae/ subfolder; download it on a "
-                           f"connected machine (e.g. `hf download <repo> --include 'vae/*' --local-dir {root.parent}`)")
     if not (root / "config.json").is_file():
-        raise VaeError(f"{str(root)!r} is neither a VAE directory (config.json) nor a diffusers pipeline directory "
+        raise VaeError(f"{str(root)!r} has no config.json: neither a VAE directory nor a diffusers pipeline directory "
                        f"(model_index.json with a vae/ subfolder)")
     _check_weights(root)
     return root
@@ -142,8 +145,15 @@ def native_resolution(vae: Any) -> int | None:
 
 
 def downsampling(vae: Any) -> int:
-    """Pixels per latent along a side: 2^(blocks - 1) for AutoencoderKL-like configs, else 1."""
-    blocks = getattr(getattr(vae, "config", None), "block_out_channels", None)
+    """Pixels per latent along a side, from the config: `scale_factor_spatial` (Wan), 2^len(temperal_downsample)
+    (Qwen-Image, Wan), 2^(blocks - 1) (AutoencoderKL, AutoencoderTiny); 1 for an object without a config."""
+    config = getattr(vae, "config", None)
+    get = (lambda k: config.get(k)) if isinstance(config, dict) else (lambda k: getattr(config, k, None))
+    if get("scale_factor_spatial"):
+        return int(get("scale_factor_spatial"))
+    if get("temperal_downsample") is not None:
+        return 2 ** len(get("temperal_downsample"))
+    blocks = get("block_out_channels") or get("encoder_block_out_channels")
     return 2 ** (len(blocks) - 1) if blocks else 1
 
 
@@ -192,6 +202,9 @@ def round_trip(vae: Any, images: Sequence[np.ndarray], batch_size: int = 8, devi
             y = _decoded(vae, _latents(vae, x))
             if video:
                 y = y[:, :, 0]
+            if tuple(y.shape[-2:]) != tuple(x.shape[-2:]):
+                raise VaeError(f"{type(vae).__name__} decoded {tuple(x.shape[-2:])} pixels to {tuple(y.shape[-2:])}: "
+                               f"its downsampling factor is not {f} (read from its config)")
             y = ((y.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
             out += list(y.permute(0, 2, 3, 1)[:, :h, :w].cpu().numpy())
     return out

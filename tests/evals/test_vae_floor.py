@@ -73,6 +73,24 @@ def test_round_trip_pads_to_the_downsampling_factor_and_crops_back():
     assert all(np.array_equal(a, b) for a, b in zip(round_trip(IdentityAutoencoder(), images), images))
 
 
+@pytest.mark.parametrize("name", ["AutoencoderKLQwenImage", "AutoencoderTiny"])
+def test_other_autoencoder_classes_load_from_disk_and_round_trip(name, tmp_path):
+    """Qwen-Image's video VAE (one frame of a (B, C, T, H, W) input) and TAESD's AutoencoderTiny (`latents`)."""
+    torch.manual_seed(0)
+    if name == "AutoencoderTiny":
+        model = diffusers.AutoencoderTiny(encoder_block_out_channels=(8, 8), decoder_block_out_channels=(8, 8),
+                                          num_encoder_blocks=(1, 1), num_decoder_blocks=(1, 1), latent_channels=4)
+    else:
+        model = diffusers.AutoencoderKLQwenImage(base_dim=8, z_dim=4, dim_mult=[1, 2], num_res_blocks=1,
+                                                 temperal_downsample=[False], latents_mean=[0.0] * 4,
+                                                 latents_std=[1.0] * 4)
+    model.save_pretrained(tmp_path / "vae")
+    vae = load_vae(tmp_path)  # a folder holding only vae/ (as `hf download --include 'vae/*'` leaves it)
+    images = [np.random.default_rng(0).integers(0, 256, (9, 13, 3), dtype=np.uint8)]
+    out = round_trip(vae, images)
+    assert type(vae).__name__ == name and out[0].shape == (9, 13, 3) and out[0].dtype == np.uint8
+
+
 def test_native_resolution_answers_for_the_centre_square(samples):
     fn = VaeRoundTrip(tiny_vae(sample_size=24), "native")
     assert fn.resolution == 24 and fn.region == "center_square"
@@ -115,8 +133,10 @@ def test_missing_or_incomplete_vae_dirs_name_what_is_missing(tmp_path, vae_pipel
     (pipe / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
     with pytest.raises(VaeError, match="names no `vae` component"):
         resolve_vae_dir(pipe)
-    with pytest.raises(VaeError, match="neither a VAE directory"):
-        resolve_vae_dir(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(VaeError, match="no config.json: neither a VAE directory"):
+        resolve_vae_dir(empty)
     sharded = tmp_path / "sharded"
     sharded.mkdir()
     (sharded / "config.json").write_text("{}")
@@ -124,6 +144,12 @@ def test_missing_or_incomplete_vae_dirs_name_what_is_missing(tmp_path, vae_pipel
         json.dumps({"weight_map": {"a": "diffusion_pytorch_model-00001-of-00002.safetensors"}}))
     with pytest.raises(VaeError, match="missing weight shard"):
         resolve_vae_dir(sharded)
+    unet = tmp_path / "unet"
+    unet.mkdir()
+    (unet / "config.json").write_text(json.dumps({"_class_name": "UNet2DModel"}))
+    (unet / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+    with pytest.raises(VaeError, match="'UNet2DModel' is not a diffusers autoencoder"):
+        load_vae(unet)
 
 
 def test_depth_edges_are_the_discontinuities_of_the_truth():
