@@ -35,8 +35,8 @@ class ImportConfig:
     depth_key: str | None = None       # nyuv2: depths (in-painted, default) | rawDepths
     rgb_root: str | None = None        # kitti: roots the split file's paths are relative to (default SRC)
     depth_root: str | None = None
-    scene_type: str | None = None      # diode: indoors (default) | outdoors | all
-    convention: str | None = None      # nyuv2-normals, scannet-normals: dsine (default) | opencv | opengl
+    scene_type: str | None = None      # diode, diode-normals: indoors (default) | outdoors | all
+    convention: str | None = None      # nyuv2-normals, scannet-normals, diode-normals: dsine (default) | opencv | opengl
     dataset: str | None = None         # refcoco: refcoco | refcoco+ | refcocog (default)
     split_by: str | None = None        # refcoco: unc | umd | google (default per dataset)
     refs: str | None = None            # refcoco: refs file (.p pickle or .json conversion)

@@ -62,6 +62,8 @@ FORMATS.add("nyuv2-normals", Format(normals.dsine_normals, "normals", "nyuv2_nor
                                     "DSINE's dsine_eval/nyuv2: <split>/<name>_img.png, _normal.png, _intrins.npy"))
 FORMATS.add("scannet-normals", Format(normals.dsine_normals, "normals", "scannet_normals", "scannet",
                                       "DSINE's dsine_eval/scannet: <scene>/<name>_img.png, _normal.png, _intrins.npy"))
+FORMATS.add("diode-normals", Format(normals.diode_normals, "normals", "diode_normals", "diode",
+                                  "DIODE val/{indoors,outdoors}/**: <name>.png + <name>_normal.npy"))
 FORMATS.add("cityscapes", Format(semantic.cityscapes, "semantic", "cityscapes", "cityscapes",
                                  "leftImg8bit/<split>/ + gtFine/<split>/*_gtFine_labelIds.png -> 19 train ids",
                                  tuple(semantic.CITYSCAPES_CLASSES)))
@@ -94,7 +96,7 @@ def resolve_protocol(fmt: str, params: dict[str, Any]) -> str | None:
             raise ValueError(f"unknown protocol {name!r}; known: {sorted(known)}")
         return name
     name = FORMATS.get(fmt).protocol
-    if fmt == "diode" and params.get("scene_type") == "outdoors":
+    if fmt in ("diode", "diode-normals") and params.get("scene_type") == "outdoors":
         name = "diode_outdoor"  # the format's default protocol is the indoor one
     if fmt == "refcoco":
         name = str(params.get("dataset", "refcocog"))

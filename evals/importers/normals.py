@@ -104,3 +104,29 @@ def dsine_normals(src: Path, convention: str = "dsine") -> Iterator[Imported]:
         if K is not None:
             extra["K"] = K.tolist()
         yield Imported(stem, "normals", rgb, n, {"rgb": str(img_path), "normals": str(normal_path)}, extra)
+
+
+def diode_normals(src: Path, scene_type: str = "indoors", convention: str = "dsine") -> Iterator[Imported]:
+    """DIODE's `<name>_normal.npy` (zero vectors = no truth) beside `<name>.png`, under an
+    `indoors` / `outdoors` directory (DIODE's release) or `indoor` / `outdoor` (Marigold's copy)."""
+    if scene_type not in ("indoors", "outdoors", "all"):
+        raise ValueError(f"scene_type must be one of ['indoors', 'outdoors', 'all'], got {scene_type!r}")
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, got {convention!r}")
+    sign = np.array(CONVENTIONS[convention], np.float32)
+    found = sorted(src.rglob("*_normal.npy"))
+    if scene_type != "all":
+        found = [p for p in found if {scene_type, scene_type[:-1]} & set(p.relative_to(src).parts)]
+    if not found:
+        raise BenchmarkError(f"{src}: no DIODE '*_normal.npy' files under a {scene_type!r} directory "
+                             f"(layout: val/{scene_type}/<scene>/<scan>/<name>.png + <name>_normal.npy)")
+    for normal_path in found:
+        base = normal_path.name[:-len("_normal.npy")]
+        rgb_path = normal_path.with_name(base + ".png")
+        rgb = read_rgb(rgb_path)
+        n = read_normal_file(normal_path) * sign
+        same_size(rgb, n, normal_path)
+        facing = check_facing(n, None, normal_path, convention)
+        stem = str(normal_path.relative_to(src).with_name(base)).replace("/", "_")
+        yield Imported(stem, "normals", rgb, n, {"rgb": str(rgb_path), "normals": str(normal_path)},
+                       {"normal_convention": convention, "facing_fraction": round(facing, 4)})

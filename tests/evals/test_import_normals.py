@@ -77,3 +77,23 @@ def test_scannet_normals_npy_and_wrong_convention(tmp_path):
     (tmp_path / "scene0532_00" / "000000_normal.npy").unlink()
     with pytest.raises(BenchmarkError, match="000000_normal.png: missing"):
         import_benchmark("scannet-normals", tmp_path, tmp_path / "out3")
+
+
+def test_diode_normals_npy(tmp_path):
+    rng = np.random.default_rng(8)
+    truth = {}
+    for scene in ("indoors", "outdoors"):
+        d = tmp_path / "val" / scene / "scene_00019" / "scan_00183"
+        d.mkdir(parents=True)
+        base = f"00019_00183_{scene}_000_010"
+        Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8)).save(d / f"{base}.png")
+        n = facing_normals(rng)
+        stored = np.where(np.arange(H)[:, None, None] < 4, 0.0, -n).astype(np.float32)  # zero vector: no truth
+        np.save(d / f"{base}_normal.npy", stored)
+        truth[scene] = n
+    summary = import_benchmark("diode-normals", tmp_path, tmp_path / "out")
+    assert summary.written == 1 and summary.protocol == "diode"
+    samples, flat = oracle_metrics(tmp_path / "out")
+    got = samples[0].raw["normals"]
+    assert np.isnan(got[:4]).all() and angles_deg(got[4:], truth["indoors"][4:]).max() < 0.1
+    assert flat["model/normals/diode_normals/mean_deg"] < 1.0 and flat["model/normals/diode_normals/n"] == 1
