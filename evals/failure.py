@@ -4,10 +4,11 @@ from __future__ import annotations
 
 # Reason codes a failure can carry (the report counts them per task and source).
 REASONS = (
-    "bad_prediction",   # not an (H, W, 3) uint8 image
+    "bad_prediction",   # not an (H, W, 3) uint8 image (or a prediction file that does not decode)
+    "missing_prediction",  # predictions=DIR has no image for the sample
     "wrong_size",       # aspect ratio differs from the raw target's: resizing would distort it
     "decode_error",     # the codec rejected the image
-    "no_valid_pixels",  # the decoded prediction has no valid pixel where the truth is valid
+    "no_valid_pixels",  # (unused since undecodable depth counts at min_depth; kept for old reports)
     "no_valid_truth",   # the raw target has no valid pixel under the protocol (nothing to score)
     "missing_truth",    # an eval sample without the raw target its task needs
 )

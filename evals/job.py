@@ -212,6 +212,8 @@ def run_eval(conf: EvalJobConfig, loader: Callable = _default_loader, predictor:
     checkpoint readers and `train.predict.predict` (tests inject stand-ins).
     """
     shard_paths(conf.data)  # a typo in data= is reported before any checkpoint is read
+    if conf.predictions:
+        return run_eval_predictions(conf, log)
     if conf.vae is not None:
         resolve_vae_dir(conf.vae)  # a missing VAE too
     use_cpu_threads(conf.threads)  # not the machine's cores: see formats/cpus.py
