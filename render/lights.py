@@ -244,3 +244,62 @@ def clipped_fractions(rgb8: np.ndarray, low: int = 2, high: int = 254) -> dict[s
     white = float(np.count_nonzero((rgb8 >= high).any(-1))) / n
     black = float(np.count_nonzero((rgb8 <= low).all(-1))) / n
     return {"clipped_white": white, "clipped_black": black, "clipped": white + black}
+
+
+# ---------------------------------------------------------------- a scene's light
+
+
+def relight(spec, rng: np.random.Generator, sky: str = "hosek_wilkie"):
+    """A copy of `spec` (render.spec.SceneSpec) lit by this module's rules, from its objects alone:
+
+    - outdoor (no ceiling): daylight, a physical sky and its sun;
+    - a room (a ceiling over a floor): 1-4 ceiling panels; daylight outside when it has windows
+      (the sun comes in through them), else a dim world; every lamp's shade glows;
+    - tabletop (a floor and no ceiling, family "tabletop"): an area light over the table and a
+      small fill light, daylight around it half of the time.
+    """
+    import copy
+
+    out = copy.deepcopy(spec)
+    floors = [o for o in out.objects if o.semantic_class == "floor"]
+    ceilings = [o for o in out.objects if o.semantic_class == "ceiling"]
+    if ceilings and floors:
+        lo, hi = _xy_bounds(floors)
+        height = min(o.location[2] - o.size[2] / 2 for o in ceilings)
+        has_windows = any(o.semantic_class == "window" for o in out.objects)
+        out.environment, out.lights = indoor_world(rng, has_windows, sky)
+        out.lights = ceiling_lights(rng, lo, hi, height) + out.lights
+        for o in out.objects:
+            if o.semantic_class == "lamp":
+                _glow(o.material, rng)
+    elif out.family == "tabletop" and floors:
+        tables = [o for o in out.objects if o.semantic_class in ("table", "desk")] or floors
+        top = max(o.location[2] + o.size[2] / 2 for o in tables)
+        cx, cy = tables[0].location[0], tables[0].location[1]
+        out.lights = [LightSpec("area", _v((cx + rng.uniform(-0.8, 0.8), cy + rng.uniform(-0.8, 0.8), top + rng.uniform(1.0, 2.0))),
+                                energy=_r(rng.uniform(80.0, 400.0), 2), color=warm_white(rng), size=_r(rng.uniform(0.4, 1.5), 3)),
+                      LightSpec("point", _v((cx + rng.uniform(-2, 2), cy + rng.uniform(-2, 0), top + rng.uniform(0.3, 1.5))),
+                                energy=_r(rng.uniform(10.0, 100.0), 2), color=warm_white(rng), size=_r(rng.uniform(0.05, 0.3), 3))]
+        if rng.uniform() < 0.5:
+            out.environment, sun = daylight(rng, 10.0, 60.0, sky)
+            out.lights.append(sun)
+        else:
+            out.environment = EnvironmentSpec("uniform", _v([rng.uniform(0.02, 0.2)] * 3))
+    else:
+        out.environment, sun = daylight(rng, sky=sky)
+        out.lights = [sun]
+    return out
+
+
+def _xy_bounds(objs) -> tuple[tuple[float, float], tuple[float, float]]:
+    lo = (min(o.location[0] - o.size[0] / 2 for o in objs), min(o.location[1] - o.size[1] / 2 for o in objs))
+    hi = (max(o.location[0] + o.size[0] / 2 for o in objs), max(o.location[1] + o.size[1] / 2 for o in objs))
+    return lo, hi
+
+
+def _glow(material, rng: np.random.Generator) -> None:
+    """A lamp's shade glows warm (render.materials.MaterialSpec.emission)."""
+    from render.materials import hsv_linear
+
+    material.color = hsv_linear(rng.uniform(0.06, 0.14), rng.uniform(0.05, 0.4), rng.uniform(0.85, 1.0))
+    material.emission = _r(rng.uniform(3.0, 15.0), 3)

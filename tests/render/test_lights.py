@@ -78,3 +78,25 @@ def test_environment_validation_names_the_field(change, match):
         lights.validate_environment(dataclasses.replace(EnvironmentSpec(), **change))
     with pytest.raises(LightError, match=r"light\.energy"):
         lights.validate_light(LightSpec(energy=-1.0))
+
+
+def test_relight_by_family():
+    from render.materials import MaterialSpec
+    from render.spec import CameraSpec, ObjectSpec, SceneSpec, validate
+
+    cam = CameraSpec.from_focal_mm(32, 32, 30.0, (1.0, 1.0, 1.5), (3.0, 3.0, 1.0))
+    room = [ObjectSpec("box", (4.0, 5.0, 0.1), (2.0, 2.5, -0.05), semantic_class="floor"),
+            ObjectSpec("box", (4.0, 5.0, 0.1), (2.0, 2.5, 2.75), semantic_class="ceiling"),
+            ObjectSpec("lamp", (0.3, 0.3, 1.5), (3.5, 4.5, 0.75), semantic_class="lamp", material=MaterialSpec("plastic"))]
+    spec = SceneSpec(cam, room, family="indoor")
+    dark = lights.relight(spec, np.random.default_rng(0))
+    validate(dark)
+    assert dark.environment.kind == "uniform" and {x.kind for x in dark.lights} == {"area"}
+    for x in dark.lights:
+        assert 0 < x.location[0] < 4 and 0 < x.location[1] < 5 and x.location[2] == pytest.approx(2.68)
+    assert dark.objects[2].material.emission > 0 and spec.objects[2].material.emission == 0  # a copy
+    spec.objects.append(ObjectSpec("box", (1.0, 0.1, 1.0), (2.0, 5.0, 1.5), semantic_class="window"))
+    lit = lights.relight(spec, np.random.default_rng(0))
+    assert lit.environment.kind == "hosek_wilkie" and [x.kind for x in lit.lights].count("sun") == 1
+    outdoor = lights.relight(SceneSpec(cam, [], family="outdoor"), np.random.default_rng(0), sky="nishita")
+    assert outdoor.environment.kind == "nishita" and [x.kind for x in outdoor.lights] == ["sun"]
