@@ -212,7 +212,24 @@ def write_shards(items: Iterable[Imported], out: str | Path, encoder: SampleEnco
     if batch:
         tars.append(_write_one(batch, out, encoder, prefix, len(tars), count))
         count += len(batch)
+    if count:
+        remove_stale_shards(out, prefix, len(tars))
     return tars, count
+
+
+def remove_stale_shards(out: str | Path, prefix: str, keep: int) -> list[Path]:
+    """Delete `<prefix>-NNNNNN.tar|.parquet` with NNNNNN >= keep under `out`: the tail of an earlier, larger
+    import into the same directory, which `vistune eval data=out` would otherwise read as part of this one."""
+    removed = []
+    for path in sorted(Path(out).glob(f"{prefix}-*")):
+        stem, _, index = path.stem.rpartition("-")
+        if stem == prefix and index.isdigit() and len(index) == 6 and int(index) >= keep \
+                and path.suffix in (".tar", ".parquet"):
+            path.unlink()
+            removed.append(path)
+    if removed:
+        log.info("removed %d shard files of an earlier import under %s (e.g. %s)", len(removed), out, removed[0].name)
+    return removed
 
 
 def _unique(items: Iterable[Imported], source: str) -> Iterator[Imported]:

@@ -50,9 +50,15 @@ def safe_load_pickle(path: Path) -> Any:
 
 
 def load_json(path: Path, what: str) -> Any:
+    """JSON (UTF-8, or cp1252 as some ReasonSeg files are: LISA falls back to it too)."""
     require(path, what)
     try:
-        return json.loads(path.read_bytes())
+        data = path.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("cp1252")
+        return json.loads(text)
     except (OSError, ValueError) as err:
         raise BenchmarkError(f"{path}: not readable JSON ({what}: {err})") from err
 

@@ -232,3 +232,14 @@ def test_unknown_format_parameter_and_protocol_are_errors(tmp_path):
         import_benchmark("diode", tmp_path, tmp_path / "o", {"protocol": "nyu"})
     with pytest.raises(BenchmarkError, match="nowhere: src does not exist"):
         import_benchmark("diode", tmp_path / "nowhere", tmp_path / "o")
+
+
+def test_reimport_into_the_same_out_leaves_no_stale_shard(tmp_path):
+    truth = write_diode(tmp_path)
+    import_benchmark("diode", tmp_path, tmp_path / "out", {"scene_type": "all", "per_shard": 1})
+    assert sorted(p.name for p in (tmp_path / "out").glob("eval-*.tar")) == ["eval-000000.tar", "eval-000001.tar"]
+    import_benchmark("diode", tmp_path, tmp_path / "out", {"scene_type": "indoors", "per_shard": 1})
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == \
+        ["eval-000000.parquet", "eval-000000.tar"]
+    samples, _ = oracle_metrics(tmp_path / "out")
+    assert len(samples) == 1 and np.nanmax(samples[0].raw["depth"]) <= truth["indoors"][0].max()

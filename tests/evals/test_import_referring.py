@@ -117,6 +117,11 @@ def test_reasonseg_polygons(tmp_path):
     assert s.meta["ignore_pixels"] == 11 * 11 and s.meta["expression"] == "What in this kitchen keeps food cold?"
     assert s.meta["is_sentence"] is True and len(s.meta["all_texts"]) == 2
     assert flat["model/referring/reasonseg/ciou"] == 1.0 and flat["model/referring/reasonseg/giou"] == 1.0
+    anno = json.loads((tmp_path / "val" / "1234.json").read_text())
+    anno["text"] = ["Where would you sit in this caf\u00e9?"]
+    (tmp_path / "val" / "1234.json").write_bytes(json.dumps(anno, ensure_ascii=False).encode("cp1252"))
+    import_benchmark("reasonseg", tmp_path / "val", tmp_path / "out_cp1252")  # LISA's cp1252 fallback
+    assert oracle_metrics(tmp_path / "out_cp1252")[0][0].meta["expression"].endswith("caf\u00e9?")
     (tmp_path / "val" / "1234.json").write_text("{not json")
     with pytest.raises(BenchmarkError, match="1234.json: not readable JSON"):
         import_benchmark("reasonseg", tmp_path / "val", tmp_path / "out2")
