@@ -398,17 +398,32 @@ def codec_floor(samples: Sequence[TaskSample], batch_size: int = 8, depth_protoc
 
 # ---------------------------------------------------------------- the eval job's reference row
 
-def add_vae_oracle(evaluator: Evaluator, vae: str | Path | None, resolution: int | None = None,
+def add_vae_oracle(evaluator: Evaluator, vae: Any, resolution: int | None = None,
                    device: str = "cpu", batch_size: int = 8) -> None:
-    """Add the `vae-oracle` reference row (next to `oracle`) to an Evaluator, when `vae` (eval.vae, a
-    VAE or pipeline directory) is given; nothing otherwise. `resolution`: the model's (default: the
+    """Add the `vae-oracle` reference row (next to `oracle`) to an Evaluator, when `vae` is given (eval.vae,
+    a VAE or pipeline directory, or a loaded autoencoder such as a latent generator's own VAE, used in
+    fp32); nothing when it is None. `resolution`: the model's (default: the
     VAE's native one). A model's evaluator already holds the other reference rows: this one joins them,
     each sample answered for the window the evaluator scores it on (centre square or full frame)."""
     if vae is None or "oracle" not in evaluator.predictors:
         return
-    fn = VaeRoundTrip(_cached_vae(str(vae), device), resolution or "native", batch_size,
+    model = _cached_vae(str(vae), device) if isinstance(vae, (str, Path)) else _fp32(vae)
+    fn = VaeRoundTrip(model, resolution or "native", batch_size,
                       region_of=evaluator.region_of)
     evaluator.predictors["vae-oracle"] = evaluator._in_region(fn)
+
+
+def _fp32(vae: Any) -> Any:
+    """The autoencoder in fp32 (a bf16 training copy is left as it is: the floor is measured in fp32)."""
+    import copy
+
+    import torch
+
+    params = getattr(vae, "parameters", None)
+    first = next(iter(params()), None) if callable(params) else None
+    if first is None or first.dtype == torch.float32:
+        return vae
+    return copy.deepcopy(vae).float().eval()
 
 
 _VAES: dict[tuple[str, str], Any] = {}

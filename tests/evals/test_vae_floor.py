@@ -189,6 +189,12 @@ def test_vae_oracle_row_joins_the_reference_rows(samples, vae_pipeline_dir):
     list(full.run())
     for task, rows in full.result.metrics["vae-oracle"].items():  # answered for the whole frame, aspect kept
         assert rows["all"]["failed"] == 0 and rows["all"]["n"] == full.result.metrics["oracle"][task]["all"]["n"]
+    bf16 = tiny_vae().to(torch.bfloat16)  # a latent generator's own (bf16) VAE object: used in fp32, left as it is
+    direct = Evaluator(lambda b: [s.target for s in b], samples, prediction_region="center_square")
+    add_vae_oracle(direct, bf16, resolution=16)
+    list(direct.run())
+    got = direct.result.metrics["vae-oracle"]["depth"]["all"]
+    assert got["n"] == vae_d["n"] and math.isfinite(got["abs_rel"]) and next(bf16.parameters()).dtype == torch.bfloat16
     plain = Evaluator(lambda b: [s.target for s in b], samples, prediction_region="center_square")
     add_vae_oracle(plain, None)  # eval.vae unset: nothing added
     later = Evaluator(lambda b: [s.target for s in b], samples, references=False)
