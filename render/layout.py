@@ -126,7 +126,7 @@ class Surface:
     clearance: float
 
 
-SUPPORTING = frozenset({"table", "cabinet", "shelf", "desk", "floor", "ground", "sidewalk", "box", "plate", "book"})
+SUPPORTING = frozenset({"table", "cabinet", "shelf", "desk", "floor", "ground", "road", "sidewalk", "box", "plate", "book"})
 
 
 def surfaces(o: ObjectSpec) -> list[Surface]:

@@ -24,6 +24,7 @@ is redrawn (up to `VIEW_ATTEMPTS`) and the search is recorded in `spec.view_chec
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -477,7 +478,8 @@ def _pictures(lay: Layout, rng: np.random.Generator, walls: list[Wall]) -> None:
             lay.add(_obj(rng, "picture", size, (*c, rng.uniform(1.3, 1.8)), w.yaw, shape="box", hangs=True, params={}))
 
 
-def indoor(rng: np.random.Generator, width: int, height: int) -> SceneSpec:
+def indoor(rng: np.random.Generator) -> Draft:
+    """The indoor scene before its camera: objects, lights, environment and the camera rigs' poses."""
     poly = _room_polygon(rng)
     H, t = rng.uniform(2.5, 3.2), 0.12
     lo, hi = poly.min(0), poly.max(0)
@@ -487,6 +489,8 @@ def indoor(rng: np.random.Generator, width: int, height: int) -> SceneSpec:
     walls = _walls(lay, rng, poly, H, t)
     if len(poly) == 6:  # the notch of an L is outside: nothing stands there
         lay.add(_ghost((poly[3][0], poly[2][1], 0.0), (hi[0] + t, hi[1] + t, H)), check=False, ghost=True)
+    for a, b in (((-20, -20), (lo[0], 20)), ((hi[0], -20), (20, 20)), ((-20, -20), (20, lo[1])), ((-20, hi[1]), (20, 20))):
+        lay.add(_ghost((*a, 0.0), (*b, H)), check=False, ghost=True)  # nothing beyond the walls
     supports = _against_walls(lay, rng, walls, floor) + _center_group(lay, rng, poly, floor)
     _floor_clutter(lay, rng, poly, floor)
     _pictures(lay, rng, walls)
@@ -517,7 +521,7 @@ def indoor(rng: np.random.Generator, width: int, height: int) -> SceneSpec:
         eye = np.array([*xy, rng.uniform(*eye_h)])
         return rig, eye, _aim(rng, eye, objects, rig)
 
-    return _finish(rng, width, height, "indoor", objects, lights, env, pose)
+    return Draft("indoor", objects, lights, env, pose)
 
 
 def _aim(rng: np.random.Generator, eye: np.ndarray, objects: list[ObjectSpec], rig: str) -> np.ndarray:
@@ -562,9 +566,21 @@ def _score(stats: dict, family: str) -> float:
             - max(VIEW_MIN_DEPTH_RATIO - ratio, 0) - max(stats["sky_share"] - VIEW_MAX_SKY, 0))
 
 
-def _finish(rng: np.random.Generator, width: int, height: int, family: str, objects: list[ObjectSpec],
-            lights: list[LightSpec], env: EnvironmentSpec, pose: Pose) -> SceneSpec:
-    """Search a camera (rig pose, focal length) whose view passes `check_view`; the best one if none does."""
+@dataclass
+class Draft:
+    """A scene without its camera: what `finish` searches a view of."""
+
+    family: str
+    objects: list[ObjectSpec]
+    lights: list[LightSpec]
+    environment: EnvironmentSpec
+    pose: Pose  # rng -> (rig name, eye, look-at point)
+
+
+def finish(rng: np.random.Generator, width: int, height: int, draft: Draft) -> SceneSpec:
+    """Search a camera (rig pose, focal length) whose view passes `check_view` (the best one if none does),
+    leave out the small objects it cannot see, and record the search in `view_check`."""
+    family, objects, pose = draft.family, draft.objects, draft.pose
     best = None
     proxies = layout.proxy_arrays(objects)
     for attempt in range(1, VIEW_ATTEMPTS + 1):
@@ -588,13 +604,15 @@ def _finish(rng: np.random.Generator, width: int, height: int, family: str, obje
     _, camera, record = best
     record["attempts"] = attempt
     objects, record["culled"] = layout.cull_outside_view(camera, objects, CULL_RADIUS[family])
-    return SceneSpec(camera=camera, objects=objects, lights=lights, environment=env, family=family, view_check=record)
+    return SceneSpec(camera=camera, objects=objects, lights=draft.lights, environment=draft.environment, family=family,
+                     view_check=record)
 
 
 # ---------------------------------------------------------------- tabletop
 
 
-def tabletop(rng: np.random.Generator, width: int, height: int) -> SceneSpec:
+def tabletop(rng: np.random.Generator) -> Draft:
+    """The tabletop scene before its camera: objects, lights, environment and the camera rigs' poses."""
     lay = Layout()
     floor = lay.add(_slab(rng, (-6, -6, -0.1), (6, 6, 0.0), "floor"), check=False)
     back = rng.uniform(0.02, 1.5)
@@ -639,7 +657,7 @@ def tabletop(rng: np.random.Generator, width: int, height: int) -> SceneSpec:
         eye[2] = max(eye[2], top_h + 0.08)
         return rig, eye, target
 
-    return _finish(rng, width, height, "tabletop", objects, lights, env, pose)
+    return Draft("tabletop", objects, lights, env, pose)
 
 
 # ---------------------------------------------------------------- outdoor
@@ -714,7 +732,8 @@ def _countryside(lay: Layout, rng: np.random.Generator, ground: int) -> None:
         lay.add(_obj(rng, cls, s, (*p, s[2] / 2), rng.uniform(0, 2 * math.pi), support=ground))
 
 
-def outdoor(rng: np.random.Generator, width: int, height: int) -> SceneSpec:
+def outdoor(rng: np.random.Generator) -> Draft:
+    """The outdoor scene before its camera: objects, lights, environment and the camera rigs' poses."""
     lay = Layout()
     ground = lay.add(_slab(rng, (-400, -400, -0.2), (400, 400, 0.0), "ground"), check=False)
     street = rng.uniform() < 0.65
@@ -747,7 +766,7 @@ def outdoor(rng: np.random.Generator, width: int, height: int) -> SceneSpec:
             return rig, eye, eye + [math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw), math.sin(pitch)]
         return rig, eye, _aim(rng, eye, objects, rig)
 
-    return _finish(rng, width, height, "outdoor", objects, lights, env, pose)
+    return Draft("outdoor", objects, lights, env, pose)
 
 
 def _warm_white(rng: np.random.Generator) -> tuple[float, float, float]:
@@ -755,7 +774,7 @@ def _warm_white(rng: np.random.Generator) -> tuple[float, float, float]:
     return _v((1.0, 1.0 - 0.3 * max(warmth, 0) + 0.1 * min(warmth, 0), 1.0 - 0.6 * max(warmth, 0)), 4)
 
 
-GENERATORS: dict[str, Callable[[np.random.Generator, int, int], SceneSpec]] = {
+GENERATORS: dict[str, Callable[[np.random.Generator], Draft]] = {
     "indoor": indoor, "tabletop": tabletop, "outdoor": outdoor,
 }
 
@@ -770,7 +789,7 @@ def sample_scene(seed: int, width: int = 256, height: int = 256, family: str | N
         raise ValueError(f"unknown scene families {unknown}; known: {sorted(GENERATORS)}")
     rng = np.random.default_rng(seed)
     family = family or str(families[int(rng.integers(len(families)))])
-    spec = GENERATORS[family](rng, width, height)
+    spec = finish(rng, width, height, GENERATORS[family](rng))
     spec.seed = int(seed)
     return validate(spec)
 
