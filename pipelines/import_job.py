@@ -50,6 +50,9 @@ class ImportConfig:
             raise ValueError(f"unknown format {self.format!r}; formats: {list(FORMATS)}")
         if not self.src:
             raise ValueError("src must name the benchmark's directory on disk (nothing is downloaded)")
+        scale = self.depth_scale
+        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0):
+            raise ValueError(f"depth_scale must be a number > 0 (meters per PNG unit), got {scale!r}")
         if self.per_shard < 1:
             raise ValueError(f"per_shard must be >= 1, got {self.per_shard}")
         allowed = set(FORMATS.get(self.format).params)

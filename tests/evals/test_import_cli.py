@@ -74,6 +74,8 @@ def test_import_errors_are_one_line_naming_the_file(tmp_path, capsys):
     assert err.startswith("vistune import: error: ") and "0000000000.png: missing" in err and "\n" not in err
     assert cli.main(["import", "kitti", f"src={src}", f"out={tmp_path / 'o'}", "scene_type=indoors"]) == 2
     assert "format kitti does not read ['scene_type']" in capsys.readouterr().err
+    assert cli.main(["import", "kitti", f"src={src}", "depth_scale=abc"]) == 2
+    assert "depth_scale must be a number > 0 (meters per PNG unit), got 'abc'" in capsys.readouterr().err
     assert cli.main(["import", "nyu", f"src={src}"]) == 2
     assert "unknown format 'nyu'" in capsys.readouterr().err
     assert cli.main(["import", f"src={src}"]) == 2
