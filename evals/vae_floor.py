@@ -19,9 +19,10 @@ square is resized (nearest neighbour, as train.data.prepare resizes vision targe
 `sample_size`, round-tripped, and scored on that window of the truth (`center_square` region):
 the floor then includes the resize a model at that resolution pays. In an evaluation that scores
 a sample on its full frame (an imported benchmark under eval's `prediction_region=auto|full`), the
-whole target is resized instead, aspect kept, to that resolution on its long side. `resolution=None` keeps each
-target at its own size (padded by edge replication to the VAE's downsampling factor, cropped
-back) and scores the full frame: with an identity autoencoder this is exactly the codec oracle.
+whole target is resized instead, aspect kept, to that resolution on its long side.
+`resolution=None` keeps each target at its own size (padded by edge replication to the VAE's
+downsampling factor, cropped back) and scores the full frame: with an identity autoencoder this
+is exactly the codec oracle.
 
 Two metrics are added to the evaluator's (which are unchanged):
 - depth `edge_abs_rel`: AbsRel restricted to depth-discontinuity pixels, where a VAE's smoothing
@@ -30,8 +31,8 @@ Two metrics are added to the evaluator's (which are unchanged):
   threshold: a jump that large is never a smooth surface at 256 px; at 1.1 a ground plane near the
   horizon already counts, 9.5% of an analytic outdoor scene's pixels against 4.8%); a +inf
   (sky) neighbour counts as very far, so object/sky borders are edges, and NaN (invalid)
-  neighbours are ignored. Computed per image on the clipped prediction (evals.depth's protocol),
-  then averaged over the images that have such pixels (`edge_share`: their share of valid pixels).
+  neighbours are ignored. Computed per image on the prediction as the evaluator scores it
+  (clipped to the protocol's range, an undecodable pixel at min_depth), then averaged over the images that have such pixels (`edge_share`: their share of valid pixels).
 - semantic `wrong_colour`: share of labeled truth pixels whose predicted colour decodes to
   another class (a nearer palette colour, or none within the codec's threshold: unlabeled), and
   `off_palette`: share of predicted pixels farther than that threshold from every palette colour.
