@@ -15,7 +15,8 @@ MAX_THREADS = 1024
 class RenderSettings:
     samples: int = 32  # beauty-pass samples per pixel
     adaptive_threshold: float = 0.01  # Cycles' adaptive-sampling noise threshold (Blender's default); 0 = off
-    auto_exposure: bool = True  # meter each view (render/lights.py); False: Blender's exposure 0
+    auto_exposure: bool = True  # meter each view (render/lights.py); False: the fixed `exposure`
+    exposure: float = 0.0  # EV (stops) when auto_exposure is false
     denoise: bool = True  # OpenImageDenoise on the beauty pass
     max_bounces: int = 6
     filter_width: float = 1.5  # beauty-pass pixel filter (Blackman-Harris width in pixels)
@@ -37,6 +38,8 @@ class RenderSettings:
             raise ValueError(f"render.filter_width must be in [0.01, {MAX_FILTER_WIDTH}] pixels, got {self.filter_width}")
         if not 0.0 <= self.adaptive_threshold <= 1.0:
             raise ValueError(f"render.adaptive_threshold must be in [0, 1] (0 = off), got {self.adaptive_threshold}")
+        if not -20.0 <= self.exposure <= 20.0:
+            raise ValueError(f"render.exposure must be in [-20, 20] stops, got {self.exposure}")
         if not 16 <= self.world_map_resolution <= 4096:
             raise ValueError(f"render.world_map_resolution must be in [16, 4096], got {self.world_map_resolution}")
         if not 0 <= self.threads <= MAX_THREADS:

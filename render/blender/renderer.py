@@ -203,8 +203,9 @@ class BlenderRenderer:
             self._write_exposed(linear, image["exposure_ev"], path)
             timings["rgb_expose_s"] = time.perf_counter() - t
         else:
+            scene.view_settings.exposure = s.exposure
             timings["rgb_render_s"], timings["rgb_cycles_s"], _ = self._render(path)
-            image["exposure_ev"] = 0.0
+            image["exposure_ev"] = s.exposure
         with Image.open(path) as im:
             rgb = np.asarray(im.convert("RGB"))
         image.update(clipped_fractions(rgb))
