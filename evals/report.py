@@ -36,7 +36,7 @@ TASK_TITLES = {"depth": "Metric depth", "normals": "Surface normals", "semantic"
 COLUMNS = {
     "depth": ["abs_rel", "rmse", "log10", "silog", "delta1", "delta2", "delta3", "aligned/abs_rel", "aligned/delta1",
               "coverage"],
-    "normals": ["mean_deg", "median_deg", "within_11.25", "within_22.5", "within_30", "pred_invalid"],
+    "normals": ["mean_deg", "median_deg", "rmse_deg", "within_11.25", "within_22.5", "within_30", "pred_invalid"],
     "semantic": ["miou", "pixel_acc"],
     "instance": ["AP", "AP50", "AP75", "AR100"],
     "referring": ["giou", "ciou"],
@@ -262,6 +262,8 @@ def render_html(results: Sequence[EvalResult], comparison: dict[str, Any] | None
                  f"{html.escape(str(base.get('origin', '-')))}: "
                  f"{html.escape('; '.join(f'{k}: {v}' for k, v in base.get('predicts', {}).items()))}</li>"
                  f"<li>depth protocols per source: {html.escape(str(ref.protocols or '-'))}</li>"
+                 f"<li>scoring protocols (evals/protocols.py): "
+                 f"{html.escape('; '.join(ref.protocol_settings.values()) or '-')}</li>"
                  f"<li>unscored tasks skipped: {html.escape(str(ref.skipped or 'none'))}</li></ul>")
     if (chart := step_chart(results)) is not None:
         parts.append(f"<section><h2>Metrics vs training step</h2>{_img(chart, 'metric vs step')}</section>")

@@ -83,5 +83,7 @@ def describe(summary: dict[str, Any]) -> str:
                      + "".join(f" {fmt(v, 10)}" for v in refs[:-1]) + f" {fmt(refs[-1], 11)}")
     if summary.get("comparison"):
         lines.append(f"generation vs base: {summary['comparison']['summary']}")
+    for line in getattr(results[0], "protocol_settings", {}).values():
+        lines.append(f"protocol {line}")
     lines.append(f"wrote {summary['json']} and {summary['report']}")
     return "\n".join(lines)
