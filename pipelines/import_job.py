@@ -32,7 +32,8 @@ class ImportConfig:
     split: str | None = None           # nyuv2 / kitti: split file; cityscapes, ade20k, refcoco: split name
     depth_scale: float | None = None   # depth-folder (0.001), kitti (1/256): meters per PNG unit
     mat: str | None = None             # nyuv2: the labeled .mat (default SRC/nyu_depth_v2_labeled.mat)
-    depth_key: str | None = None       # nyuv2: depths (in-painted, default) | rawDepths
+    depth_key: str | None = None       # nyuv2: rawDepths (BTS's test set, default) | depths (in-painted)
+    black_border: bool | None = None   # nyuv2: the photo's 7-pixel border black, as BTS extracts it (default true)
     rgb_root: str | None = None        # kitti: roots the split file's paths are relative to (default SRC)
     depth_root: str | None = None
     scene_type: str | None = None      # diode, diode-normals: indoors (default) | outdoors | all

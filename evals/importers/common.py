@@ -123,6 +123,18 @@ def read_list(path: Path, what: str) -> list[str]:
     return out
 
 
+def flag(value: bool | str, name: str) -> bool:
+    """A boolean parameter given as a bool or as text (true/false, 1/0, yes/no: the argparse CLI passes text)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
 def sample_key(source: str, stem: str) -> str:
     """A shard-safe key (`<source>_<stem>`, other characters -> `_`; a long one shortened with a hash).
     Two stems that map to one key are an error at write time (write_shards)."""

@@ -4,7 +4,7 @@ Layouts (checked against the loaders of BTS, ZoeDepth and Marigold):
 
     depth-folder  SRC/rgb/<name>.png|jpg + SRC/depth/<name>.png (16-bit, value * depth_scale m, 0 = none)
                   or SRC/depth/<name>.exr (float m)
-    nyuv2         SRC/nyu_depth_v2_labeled.mat (HDF5: images (N,3,W,H) uint8, depths (N,W,H) m, MATLAB's
+    nyuv2         SRC/nyu_depth_v2_labeled.mat (HDF5: images (N,3,W,H) uint8, rawDepths / depths (N,W,H) m, MATLAB's
                   transposed axes) + the Eigen test split: splits.mat (`testNdxs`, 1-based) or a text list
                   of 1-based indices (split=...)
     kitti         an Eigen split file (BTS: `<rgb path> <depth path> <focal>` per line, depth `None` =
@@ -26,8 +26,8 @@ from typing import Iterator
 
 import numpy as np
 
-from evals.importers.common import (RGB_EXTS, BenchmarkError, Imported, read_list, read_npy, read_png, read_rgb,
-                                    require, same_size)
+from evals.importers.common import (RGB_EXTS, BenchmarkError, Imported, flag, read_list, read_npy, read_png,
+                                    read_rgb, require, same_size)
 from formats import exr
 
 log = logging.getLogger(__name__)
@@ -114,9 +114,17 @@ def nyu_test_indices(path: Path) -> list[int]:
     return [v - 1 for v in values]
 
 
-def nyuv2(src: Path, split: str | None = None, mat: str | None = None, depth_key: str = "depths") -> Iterator[Imported]:
-    """The Eigen test images of the official labeled .mat (480x640, in-painted `depths` by default, as
-    BTS extracts its test set; `depth_key=rawDepths` for the raw Kinect depth)."""
+def nyuv2(src: Path, split: str | None = None, mat: str | None = None, depth_key: str = "rawDepths",
+          black_border: bool = True) -> Iterator[Imported]:
+    """The Eigen test images of the official labeled .mat (480x640) as BTS's extraction script
+    (utils/extract_official_train_test_set_from_mat.py, which BTS, AdaBins and ZoeDepth evaluate on)
+    makes them: the raw Kinect depth `rawDepths` (0 = none; `depth_key=depths` for the in-painted
+    maps) and the photo with its 7-pixel projection border set to black (`black_border=false` keeps
+    the .mat's white border). BTS stores the photo as JPEG and the depth in whole millimeters; here
+    both stay lossless."""
+    if depth_key not in ("rawDepths", "depths"):
+        raise ValueError(f"depth_key must be 'rawDepths' or 'depths', got {depth_key!r}")
+    black_border = flag(black_border, "black_border")
     import h5py
 
     mat_path = Path(mat) if mat else src / NYU_MAT
@@ -141,9 +149,20 @@ def nyuv2(src: Path, split: str | None = None, mat: str | None = None, depth_key
             raise BenchmarkError(f"{split_path}: indices {bad[:3]} exceed the {n} images of {mat_path}")
         for i in indices:
             rgb = np.ascontiguousarray(np.asarray(images[i]).transpose(2, 1, 0)).astype(np.uint8)  # (3,W,H) -> (H,W,3)
+            if black_border:
+                rgb = bts_black_border(rgb)
             depth = _valid(np.asarray(depths[i], np.float32).T)
             yield Imported(f"{i + 1:04d}", "depth", rgb, depth, {"mat": f"{mat_path}[{i}]"},
-                           {"nyu_index": i + 1, "depth_key": depth_key})
+                           {"nyu_index": i + 1, "depth_key": depth_key, "black_border": black_border})
+
+
+def bts_black_border(rgb: np.ndarray) -> np.ndarray:
+    """Black outside rows 7:474, cols 7:632 of the 480x640 frame (scaled to other sizes), as BTS writes it."""
+    h, w = rgb.shape[:2]
+    out = np.zeros_like(rgb)
+    y0, y1, x0, x1 = round(7 / 480 * h), round(474 / 480 * h), round(7 / 640 * w), round(632 / 640 * w)
+    out[y0:y1, x0:x1] = rgb[y0:y1, x0:x1]
+    return out
 
 
 # ---------------------------------------------------------------- KITTI (Eigen split)

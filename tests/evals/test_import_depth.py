@@ -29,35 +29,41 @@ def write_nyu(root, n=4, test=(2, 4)):
     """nyu_depth_v2_labeled.mat as MATLAB v7.3 writes it (HDF5, 512-byte user block, axes transposed)."""
     rng = np.random.default_rng(1)
     rgbs = [_rgb(rng) for _ in range(n)]
-    depths = [rng.uniform(0.7, 9.5, (H, W)).astype(np.float32) for _ in range(n)]
+    filled = [rng.uniform(0.7, 9.5, (H, W)).astype(np.float32) for _ in range(n)]
+    depths = [np.where(rng.random((H, W)) < 0.2, 0, d).astype(np.float32) for d in filled]  # raw Kinect: 0 = none
     path = root / "nyu_depth_v2_labeled.mat"
     with h5py.File(path, "w", userblock_size=512) as f:
         f["images"] = np.stack([im.transpose(2, 1, 0) for im in rgbs])    # (N, 3, W, H)
-        f["depths"] = np.stack([d.T for d in depths])                     # (N, W, H)
+        f["rawDepths"] = np.stack([d.T for d in depths])                  # (N, W, H)
+        f["depths"] = np.stack([d.T for d in filled])
         f["labels"] = np.zeros((n, W, H), np.uint16)
     with open(path, "r+b") as fh:
         fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64".ljust(116, b" "))
     savemat(root / "splits.mat", {"testNdxs": np.array(test, np.float64)[:, None],
                                   "trainNdxs": np.array([i for i in range(1, n + 1) if i not in test], np.float64)[:, None]})
-    return rgbs, depths
+    return rgbs, depths, filled
 
 
 def test_nyuv2_labeled_mat_eigen_split(tmp_path):
     (tmp_path / "nyu").mkdir()
-    rgbs, depths = write_nyu(tmp_path / "nyu")
+    rgbs, depths, filled = write_nyu(tmp_path / "nyu")
     summary = import_benchmark("nyuv2", tmp_path / "nyu", tmp_path / "out")
     assert summary.written == 2 and summary.protocol == "nyuv2"
     samples, flat = oracle_metrics(tmp_path / "out")
     assert [s.key for s in samples] == ["nyuv2_0002", "nyuv2_0004"]  # 1-based MATLAB indices of the test split
     for s, i in zip(samples, (1, 3)):
-        np.testing.assert_array_equal(s.input, rgbs[i])                   # MATLAB axes undone
-        np.testing.assert_array_equal(s.raw["depth"], depths[i])
+        y0, y1, x0, x1 = round(7 / 480 * H), round(474 / 480 * H), round(7 / 640 * W), round(632 / 640 * W)
+        np.testing.assert_array_equal(s.input[y0:y1, x0:x1], rgbs[i][y0:y1, x0:x1])  # MATLAB axes undone
+        assert s.input[:y0].max() == 0 and s.input[:, x1:].max() == 0    # BTS's black projection border
+        np.testing.assert_array_equal(s.raw["depth"], np.where(depths[i] > 0, depths[i], np.nan))
         assert s.meta["protocol"] == "nyuv2" and s.meta["width"] == W and s.meta["prediction_region"] == "full"
     assert_perfect_depth(flat, samples, "nyuv2", 2)
     (tmp_path / "list.txt").write_text("3\n")                              # a text list of 1-based indices
-    import_benchmark("nyuv2", tmp_path / "nyu", tmp_path / "out2", {"split": str(tmp_path / "list.txt")})
+    import_benchmark("nyuv2", tmp_path / "nyu", tmp_path / "out2", {"split": str(tmp_path / "list.txt"),
+                                                                      "depth_key": "depths", "black_border": False})
     samples, _ = oracle_metrics(tmp_path / "out2")
-    np.testing.assert_array_equal(samples[0].raw["depth"], depths[2])
+    np.testing.assert_array_equal(samples[0].raw["depth"], filled[2])
+    np.testing.assert_array_equal(samples[0].input, rgbs[2])
 
 
 def test_nyuv2_bad_inputs_name_the_file(tmp_path):
