@@ -209,24 +209,50 @@ def write_shards(items: Iterable[Imported], out: str | Path, encoder: SampleEnco
                  prefix: str = "eval") -> tuple[list[Path], int]:
     """Encode and write `items` into `<out>/<prefix>-NNNNNN.tar` (+ .parquet). Returns (tars, count).
 
-    Raises BenchmarkError when `items` yields nothing (an empty benchmark is a wrong `src`)."""
+    Samples are encoded and written one at a time (an ETH3D frame is 24 Mpx: a shard's worth of them
+    is never held in memory). A shard is published when full or at the end; an error leaves the
+    shards published so far and removes the one being written."""
     if per_shard < 1:
         raise ValueError(f"per_shard must be >= 1, got {per_shard}")
     tars: list[Path] = []
     count = 0
-    batch: list[Imported] = []
-    for item in _unique(items, encoder.source):
-        batch.append(item)
-        if len(batch) == per_shard:
-            tars.append(_write_one(batch, out, encoder, prefix, len(tars), count))
-            count += len(batch)
-            batch = []
-    if batch:
-        tars.append(_write_one(batch, out, encoder, prefix, len(tars), count))
-        count += len(batch)
+    writer: ShardWriter | None = None
+    try:
+        for item in _unique(items, encoder.source):
+            if writer is None:
+                writer = ShardWriter(ShardPaths.of(out, prefix, len(tars)), schema=SCHEMA)
+            sample, row = encoder.encode(item, count)
+            writer.add(sample.key, to_files(sample), row)
+            count += 1
+            if count % per_shard == 0:
+                tars.append(_commit(writer))
+                writer = None
+        if writer is not None:
+            tars.append(_commit(writer))
+            writer = None
+    finally:
+        if writer is not None:
+            writer.abort()
     if count:
         remove_stale_shards(out, prefix, len(tars))
     return tars, count
+
+
+def _commit(writer: ShardWriter) -> Path:
+    n = writer.commit()
+    log.info("wrote %s (%d samples)", writer.paths.tar, n)
+    return writer.paths.tar
+
+
+def _unique(items: Iterable[Imported], source: str) -> Iterator[Imported]:
+    seen: dict[str, str] = {}
+    for item in items:
+        key = sample_key(source, item.stem)
+        if key in seen:
+            raise BenchmarkError(f"{next(iter(item.origin.values()), '?')}: sample {item.stem!r} has the key {key!r} "
+                                 f"of sample {seen[key]!r} (names that differ only in punctuation)")
+        seen[key] = item.stem
+        yield item
 
 
 def remove_stale_shards(out: str | Path, prefix: str, keep: int) -> list[Path]:
@@ -242,26 +268,3 @@ def remove_stale_shards(out: str | Path, prefix: str, keep: int) -> list[Path]:
     if removed:
         log.info("removed %d shard files of an earlier import under %s (e.g. %s)", len(removed), out, removed[0].name)
     return removed
-
-
-def _unique(items: Iterable[Imported], source: str) -> Iterator[Imported]:
-    seen: dict[str, str] = {}
-    for item in items:
-        key = sample_key(source, item.stem)
-        if key in seen:
-            raise BenchmarkError(f"{next(iter(item.origin.values()), '?')}: sample {item.stem!r} has the key {key!r} "
-                                 f"of sample {seen[key]!r} (names that differ only in punctuation)")
-        seen[key] = item.stem
-        yield item
-
-
-def _write_one(batch: list[Imported], out: str | Path, encoder: SampleEncoder, prefix: str, shard: int,
-               start: int) -> Path:
-    paths = ShardPaths.of(out, prefix, shard)
-    with ShardWriter(paths, schema=SCHEMA) as writer:
-        for i, item in enumerate(batch, start=start):
-            sample, row = encoder.encode(item, i)
-            writer.add(sample.key, to_files(sample), row)
-        writer.commit()
-    log.info("wrote %s (%d samples)", paths.tar, len(batch))
-    return paths.tar

@@ -129,7 +129,9 @@ def test_kitti_missing_depth_names_the_file(tmp_path):
     victim = next(tmp_path.rglob("proj_depth/groundtruth/image_02/0000000002.png"))
     victim.unlink()
     with pytest.raises(BenchmarkError, match="0000000002.png: missing"):
-        import_benchmark("kitti", tmp_path, tmp_path / "out")
+        import_benchmark("kitti", tmp_path, tmp_path / "out", {"per_shard": 1})
+    # the shard published before the error stays; the one being written leaves no temp or lock file
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["eval-000000.parquet", "eval-000000.tar"]
     (tmp_path / "eigen_test_files_with_gt.txt").write_text("only_one_column.png\n")
     with pytest.raises(BenchmarkError, match="eigen_test_files_with_gt.txt:1: expected"):
         import_benchmark("kitti", tmp_path, tmp_path / "out")
