@@ -123,7 +123,8 @@ def import_benchmark(fmt: str, src: str | Path, out: str | Path, params: dict[st
     src = Path(src)
     if not src.exists():
         raise BenchmarkError(f"{src}: src does not exist")
-    source = str(params.pop("source", spec.source))
+    default_source = str(params.get("dataset", "refcocog")) if fmt == "refcoco" else spec.source  # refcoco+ / refcocog rows
+    source = str(params.pop("source", default_source))
     protocol = resolve_protocol(fmt, params)
     params.pop("protocol", None)
     per_shard = int(params.pop("per_shard", 256))

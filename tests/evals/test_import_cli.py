@@ -61,7 +61,7 @@ def test_import_then_eval_predictions_scores_perfect_oracle_rows(tmp_path, capsy
     assert m["depth"]["kitti"]["delta1"] == 1.0 and m["depth"]["kitti"]["abs_rel"] < 0.01
     assert m["normals"]["nyuv2_normals"]["mean_deg"] < 1.0
     assert m["semantic"]["cityscapes"]["miou"] == 1.0
-    assert m["referring"]["refcoco"]["ciou"] == 1.0 and m["referring"]["reasonseg"]["giou"] == 1.0
+    assert m["referring"]["refcocog"]["ciou"] == 1.0 and m["referring"]["reasonseg"]["giou"] == 1.0
     assert all(row["failed"] == 0 for task in m.values() for row in task.values())
 
 

@@ -55,19 +55,19 @@ def test_refcocog_pickle_and_instances(tmp_path):
     summary = import_benchmark("refcoco", tmp_path, tmp_path / "out", {"dataset": "refcocog", "split": "val"})
     assert summary.written == 3 and summary.protocol == "refcocog"     # one per sentence of the val refs
     samples, flat = oracle_metrics(tmp_path / "out")
-    assert [s.key for s in samples] == ["refcoco_1_11", "refcoco_1_12", "refcoco_2_13"]
+    assert [s.key for s in samples] == ["refcocog_1_11", "refcocog_1_12", "refcocog_2_13"]
     for s in samples:
         np.testing.assert_array_equal(s.raw["mask"], truth[s.key.split("_")[1]])
     assert samples[0].meta["expression"] == "the red box on the left"   # LISA: sent.strip().lower()
     assert "the red box on the left" in samples[0].prompt
-    assert flat["model/referring/refcoco/ciou"] == 1.0 and flat["model/referring/refcoco/giou"] == 1.0
+    assert flat["model/referring/refcocog/ciou"] == 1.0 and flat["model/referring/refcocog/giou"] == 1.0
 
 
 def test_refs_json_conversion(tmp_path):
     write_refcoco(tmp_path, as_json=True)
     import_benchmark("refcoco", tmp_path, tmp_path / "out", {"refs": str(tmp_path / "refcocog" / "refs.json")})
     samples, flat = oracle_metrics(tmp_path / "out")
-    assert len(samples) == 3 and flat["model/referring/refcoco/ciou"] == 1.0
+    assert len(samples) == 3 and flat["model/referring/refcocog/ciou"] == 1.0
 
 
 class _Exploit:
