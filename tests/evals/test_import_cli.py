@@ -1,5 +1,5 @@
 """`vistune import FORMAT src=DIR out=DIR ...` end to end: every importer's fixture imported through
-the CLI, then scored as `vistune eval predictions=DIR` scores (its config, evals.job.run_eval_predictions) with the codec oracle's images (each sample's
+the CLI, then scored by `vistune eval predictions=DIR` with the codec oracle's images (each sample's
 own target.png, saved as `<sample key>.png`): every benchmark row is perfect. Bad input exits 2 with
 one line naming the file."""
 
@@ -8,11 +8,8 @@ import json
 import numpy as np
 from PIL import Image
 
-from omegaconf import OmegaConf
-
 from evals.data import load_eval_samples
-from evals.job import run_eval_predictions
-from pipelines import cli, eval_job
+from pipelines import cli
 from tests.evals import test_import_depth as depth_fx
 from tests.evals import test_import_normals as normals_fx
 from tests.evals import test_import_referring as referring_fx
@@ -52,9 +49,7 @@ def test_import_then_eval_predictions_scores_perfect_oracle_rows(tmp_path, capsy
     for s in load_eval_samples(outs):
         Image.fromarray(s.target).save(preds / f"{s.key}.png")       # the codec oracle, as anyone's predictions
     data = "[" + ",".join(str(o) for o in outs) + "]"
-    cfg = cli.compose("eval", [f"predictions={preds}", f"data={data}", f"out={tmp_path / 'eval'}"])
-    conf = eval_job.config_from_dict(OmegaConf.to_container(cfg, resolve=True))
-    run_eval_predictions(conf, log=lambda line: None)  # what `vistune eval predictions=...` runs
+    assert cli.main(["eval", f"predictions={preds}", f"data={data}", f"out={tmp_path / 'eval'}"]) == 0
     result = json.loads((tmp_path / "eval" / "eval.json").read_text())["results"][0]
     m = result["metrics"]["model"]
     assert m["depth"]["nyuv2"]["delta1"] == 1.0 and m["depth"]["nyuv2"]["abs_rel"] < 0.01
