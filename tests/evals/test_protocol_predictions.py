@@ -180,3 +180,30 @@ def test_checkpoints_predict_the_full_frame_of_non_square_truth(tmp_path, shape,
     assert full["n_pixels"] == crop_px and full["coverage"] == 1.0
     assert full["abs_rel"] < 0.03 and full["delta1"] == 1.0
     assert center["n_pixels"] < 0.9 * crop_px   # the old region: 85.7% (NYUv2 Eigen) / 32.5% (KITTI Garg)
+
+
+def test_checkpoint_eval_is_the_same_for_shuffled_shards(tmp_path):
+    """train.predict seeds each answer by its position in the call: the evaluator's canonical (key)
+    order makes positions, hence every number of a checkpoint's eval, independent of the shard order."""
+    from tests.conftest import add_noise
+    from tests.evals.samples import eval_samples
+    from evals.scoring import center_square
+
+    def positional(model, batch, steps, guidance, seed, batch_size):  # noise seeded by position, as train.predict
+        return [add_noise(s.target[center_square(s.target.shape)], 20.0, seed=i) for i, s in enumerate(batch)]
+
+    samples = eval_samples(2)
+    shuffled = samples[:]
+    random.Random(11).shuffle(shuffled)
+    write_shard(samples, tmp_path / "a")
+    write_shard(shuffled[:7], tmp_path / "b", 0)
+    write_shard(shuffled[7:], tmp_path / "b", 1)
+    metrics = []
+    for data in ("a", "b"):
+        conf = EvalJobConfig(checkpoint=("ck/step-1.pt",), data=(str(tmp_path / data),), out=str(tmp_path / f"out_{data}"),
+                             loss_draws=0, examples_per_task=1, batch_size=4)
+        summary = run_eval(conf, loader=lambda p, d, e: (types.SimpleNamespace(resolution=24), {"model": {}}),
+                           predictor=positional, config_reader=lambda p: {"model": {}}, log=lambda _: None)
+        metrics.append(json.loads((tmp_path / f"out_{data}" / "eval.json").read_text())["results"][0]["metrics"])
+    assert set(metrics[0]["model"]) >= {"depth", "normals", "semantic", "instance", "referring", "t2i", "edit"}
+    assert metrics[0] == metrics[1]
