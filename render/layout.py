@@ -39,10 +39,7 @@ def yaw_of(o: ObjectSpec) -> float:
 
 def footprint(o: ObjectSpec) -> np.ndarray:
     """(4, 2) world xy corners of the object's box, counter-clockwise."""
-    hx, hy = o.size[0] / 2, o.size[1] / 2
-    c, s = math.cos(o.rotation[2]), math.sin(o.rotation[2])
-    x, y = o.location[0], o.location[1]
-    return np.array([[x + c * px - s * py, y + s * px + c * py] for px, py in ((-hx, -hy), (hx, -hy), (hx, hy), (-hx, hy))])
+    return np.array(_corners_2d(o))
 
 
 def z_range(o: ObjectSpec) -> tuple[float, float]:
@@ -71,13 +68,23 @@ def corners(o: ObjectSpec) -> np.ndarray:
     return np.concatenate([np.column_stack([f, np.full(4, z0)]), np.column_stack([f, np.full(4, z1)])])
 
 
-def _separated_2d(a: np.ndarray, b: np.ndarray, eps: float) -> bool:
+def _corners_2d(o: ObjectSpec) -> list[tuple[float, float]]:
+    hx, hy = o.size[0] / 2, o.size[1] / 2
+    c, s = math.cos(o.rotation[2]), math.sin(o.rotation[2])
+    x, y = o.location[0], o.location[1]
+    return [(x + c * px - s * py, y + s * px + c * py) for px, py in ((-hx, -hy), (hx, -hy), (hx, hy), (-hx, hy))]
+
+
+def _separated_2d(a: list, b: list, eps: float) -> bool:
+    """Separating-axis test of two rectangles (corner lists, in order): is there a gap wider than -eps?"""
     for poly in (a, b):
         for k in range(2):
-            edge = poly[k + 1] - poly[k]
-            axis = np.array([-edge[1], edge[0]]) / (np.hypot(*edge) + 1e-300)
-            pa, pb = a @ axis, b @ axis
-            if pa.max() <= pb.min() + eps or pb.max() <= pa.min() + eps:
+            ex, ey = poly[k + 1][0] - poly[k][0], poly[k + 1][1] - poly[k][1]
+            norm = math.hypot(ex, ey) or 1e-300
+            nx, ny = -ey / norm, ex / norm
+            pa = [px * nx + py * ny for px, py in a]
+            pb = [px * nx + py * ny for px, py in b]
+            if max(pa) <= min(pb) + eps or max(pb) <= min(pa) + eps:
                 return True
     return False
 
@@ -87,7 +94,7 @@ def boxes_overlap(a: ObjectSpec, b: ObjectSpec, eps: float = EPS) -> bool:
     (az0, az1), (bz0, bz1) = z_range(a), z_range(b)
     if az1 <= bz0 + eps or bz1 <= az0 + eps:
         return False
-    return not _separated_2d(footprint(a), footprint(b), eps)
+    return not _separated_2d(_corners_2d(a), _corners_2d(b), eps)
 
 
 # ---------------------------------------------------------------- cavities and surfaces
@@ -147,6 +154,8 @@ def surfaces(o: ObjectSpec) -> list[Surface]:
 
 def inside_cavity(child: ObjectSpec, parent: ObjectSpec, eps: float = EPS) -> bool:
     """Does `child`'s box lie wholly inside one of `parent`'s cavities?"""
+    if parent.shape not in ("shelf", "wall"):
+        return False
     holes = cavities(parent)
     if not holes:
         return False
@@ -273,8 +282,8 @@ def _in_frustum(camera: CameraSpec, centers: np.ndarray, radii: np.ndarray) -> n
     for x, y in (((0.0, 0.0), (w, 0.0)), ((w, 0.0), (w, h)), ((w, h), (0.0, h)), ((0.0, h), (0.0, 0.0))):
         a = np.array([(x[0] - camera.cx) / camera.fx, (x[1] - camera.cy) / camera.fy, 1.0])
         b = np.array([(y[0] - camera.cx) / camera.fx, (y[1] - camera.cy) / camera.fy, 1.0])
-        n = np.cross(a, b)
-        n /= np.linalg.norm(n)
+        n = np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+        n /= math.sqrt(n @ n)
         keep &= p @ n > -radii
     return keep
 

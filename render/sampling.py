@@ -153,9 +153,9 @@ def _obj(rng: np.random.Generator, cls: str, size, location, yaw: float = 0.0, s
          support: int | None = None, hangs: bool = False, params: dict | None = None) -> ObjectSpec:
     shape = shape or cls
     params = shapes.sample_params(shape, rng) if params is None else params
+    # The material is drawn in `finish`, for the objects the view keeps (most of a street is out of view).
     return ObjectSpec(shape=shape, size=_v(size, 4), location=_v(location, 4), rotation=(0.0, 0.0, _r(yaw, 5)),
-                      material=material_for(cls, rng), semantic_class=cls, shape_params=params, support=support,
-                      hangs=hangs)
+                      semantic_class=cls, shape_params=params, support=support, hangs=hangs)
 
 
 def _slab(rng: np.random.Generator, lo, hi, cls: str, support: int | None = None) -> ObjectSpec:
@@ -583,10 +583,12 @@ def finish(rng: np.random.Generator, width: int, height: int, draft: Draft) -> S
     family, objects, pose = draft.family, draft.objects, draft.pose
     best = None
     proxies = layout.proxy_arrays(objects)
+    boxes = np.stack([layout.aabb(o) for o in objects])
     for attempt in range(1, VIEW_ATTEMPTS + 1):
         rig, eye, target = pose(rng)
         f = focal_mm(rng)
-        if any(inside_box(eye, o, 0.1) for o in objects):
+        near = np.flatnonzero(np.all((boxes[:, 0] - 0.1 <= eye) & (eye <= boxes[:, 1] + 0.1), 1))
+        if any(inside_box(eye, objects[k], 0.1) for k in near):
             continue
         try:
             camera = CameraSpec.from_focal_mm(width, height, f, _v(eye, 4), _v(target, 4))
@@ -604,6 +606,8 @@ def finish(rng: np.random.Generator, width: int, height: int, draft: Draft) -> S
     _, camera, record = best
     record["attempts"] = attempt
     objects, record["culled"] = layout.cull_outside_view(camera, objects, CULL_RADIUS[family])
+    for o in objects:
+        o.material = material_for(o.semantic_class, rng)
     return SceneSpec(camera=camera, objects=objects, lights=draft.lights, environment=draft.environment, family=family,
                      view_check=record)
 
