@@ -13,27 +13,34 @@ from pipelines import cli
 from tests.evals import test_import_depth as depth_fx
 from tests.evals import test_import_normals as normals_fx
 from tests.evals import test_import_referring as referring_fx
+from tests.evals import test_import_semantic as semantic_fx
 
 
 def _fixtures(root):
-    """(format, src, extra overrides) for one fixture of each importer family."""
+    """(format, src, extra overrides) for a fixture of every importer."""
     (root / "nyu").mkdir(parents=True)
     depth_fx.write_nyu(root / "nyu")
     depth_fx.write_kitti(root / "kitti")
-    normals_fx.write_dsine(root / "dsine", "test", ["000001"])
+    depth_fx.write_diode(root / "diode")
+    depth_fx.write_ibims(root / "ibims")
+    depth_fx.write_eth3d(root / "eth3d")
+    (root / "folder" / "rgb").mkdir(parents=True)
+    (root / "folder" / "depth").mkdir()
+    Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(root / "folder" / "rgb" / "a.png")
+    Image.fromarray(np.full((48, 64), 2500, np.uint16)).save(root / "folder" / "depth" / "a.png")
+    normals_fx.write_dsine(root / "dsine_nyu", "test", ["000001"])
+    normals_fx.write_dsine(root / "dsine_scannet", "scene0532_00", ["000000"])
+    normals_fx.write_diode_normals(root / "diode_n")
+    semantic_fx.write_cityscapes(root / "cityscapes")
+    semantic_fx.write_ade20k(root / "ade")
     referring_fx.write_refcoco(root / "refer")
     referring_fx.write_reasonseg(root / "reasonseg" / "val")
-    city = root / "cityscapes"
-    (city / "leftImg8bit" / "val" / "aachen").mkdir(parents=True)
-    (city / "gtFine" / "val" / "aachen").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(
-        city / "leftImg8bit" / "val" / "aachen" / "aachen_000000_000019_leftImg8bit.png")
-    Image.fromarray(rng.choice(np.array([0, 7, 8, 26, 33], np.uint8), (32, 64))).save(
-        city / "gtFine" / "val" / "aachen" / "aachen_000000_000019_gtFine_labelIds.png")
-    return [("nyuv2", root / "nyu", []), ("kitti", root / "kitti", []),
-            ("nyuv2-normals", root / "dsine", []), ("cityscapes", city, ["split=val"]),
-            ("refcoco", root / "refer", ["dataset=refcocog", "split=val"]),
+    return [("depth-folder", root / "folder", ["depth_scale=0.001", "protocol=nyuv2", "source=folder"]),
+            ("nyuv2", root / "nyu", []), ("kitti", root / "kitti", []), ("diode", root / "diode", []),
+            ("ibims", root / "ibims", []), ("eth3d", root / "eth3d", []),
+            ("nyuv2-normals", root / "dsine_nyu", []), ("scannet-normals", root / "dsine_scannet", []),
+            ("diode-normals", root / "diode_n", []), ("cityscapes", root / "cityscapes", ["split=val"]),
+            ("ade20k", root / "ade", []), ("refcoco", root / "refer", ["dataset=refcocog", "split=val"]),
             ("reasonseg", root / "reasonseg" / "val", [])]
 
 
@@ -52,10 +59,12 @@ def test_import_then_eval_predictions_scores_perfect_oracle_rows(tmp_path, capsy
     assert cli.main(["eval", f"predictions={preds}", f"data={data}", f"out={tmp_path / 'eval'}"]) == 0
     result = json.loads((tmp_path / "eval" / "eval.json").read_text())["results"][0]
     m = result["metrics"]["model"]
-    assert m["depth"]["nyuv2"]["delta1"] == 1.0 and m["depth"]["nyuv2"]["abs_rel"] < 0.01
-    assert m["depth"]["kitti"]["delta1"] == 1.0 and m["depth"]["kitti"]["abs_rel"] < 0.01
-    assert m["normals"]["nyuv2_normals"]["mean_deg"] < 1.0
-    assert m["semantic"]["cityscapes"]["miou"] == 1.0
+    assert sorted(m["depth"]) == ["all", "diode", "eth3d", "folder", "ibims", "kitti", "nyuv2"]
+    for source, row in m["depth"].items():
+        assert row["delta1"] == 1.0 and row["abs_rel"] < 0.01, source  # the gray codec's bound is ~0.3% here
+    assert sorted(m["normals"]) == ["all", "diode_normals", "nyuv2_normals", "scannet_normals"]
+    assert all(row["mean_deg"] < 1.0 for row in m["normals"].values())
+    assert m["semantic"]["cityscapes"]["miou"] == 1.0 and m["semantic"]["ade20k"]["miou"] == 1.0
     assert m["referring"]["refcocog"]["ciou"] == 1.0 and m["referring"]["reasonseg"]["giou"] == 1.0
     assert all(row["failed"] == 0 for task in m.values() for row in task.values())
 

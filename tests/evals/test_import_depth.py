@@ -176,23 +176,29 @@ def test_diode_indoor_npy_depth_and_mask(tmp_path):
 # ---------------------------------------------------------------- iBims-1
 
 
-def test_ibims_core_raw_with_masks(tmp_path):
+def write_ibims(root):
+    """ibims1_core_raw: depth PNGs uint16 = m * 65535 / 50, mask_invalid / mask_transp (0 = not scored)."""
     rng = np.random.default_rng(4)
     for sub in ("rgb", "depth", "mask_invalid", "mask_transp"):
-        (tmp_path / sub).mkdir()
+        (root / sub).mkdir(parents=True)
     names = ["corridor_01", "kitchen_02"]
-    (tmp_path / "imagelist.txt").write_text("\n".join(names) + "\n")
+    (root / "imagelist.txt").write_text("\n".join(names) + "\n")
     raws = {}
     for name in names:
-        Image.fromarray(_rgb(rng)).save(tmp_path / "rgb" / f"{name}.png")
+        Image.fromarray(_rgb(rng)).save(root / "rgb" / f"{name}.png")
         raw = rng.integers(1300, 13000, (H, W)).astype(np.uint16)     # * 50 / 65535: 1..10 m
-        Image.fromarray(raw).save(tmp_path / "depth" / f"{name}.png")
+        Image.fromarray(raw).save(root / "depth" / f"{name}.png")
         invalid = (rng.random((H, W)) > 0.1).astype(np.uint8)
         transp = np.ones((H, W), np.uint8)
         transp[:5] = 0
-        Image.fromarray(invalid).save(tmp_path / "mask_invalid" / f"{name}.png")
-        Image.fromarray(transp).save(tmp_path / "mask_transp" / f"{name}.png")
+        Image.fromarray(invalid).save(root / "mask_invalid" / f"{name}.png")
+        Image.fromarray(transp).save(root / "mask_transp" / f"{name}.png")
         raws[name] = (raw, invalid.astype(bool) & transp.astype(bool))
+    return names, raws
+
+
+def test_ibims_core_raw_with_masks(tmp_path):
+    names, raws = write_ibims(tmp_path)
     import_benchmark("ibims", tmp_path, tmp_path / "out")
     samples, flat = oracle_metrics(tmp_path / "out")
     for s, name in zip(samples, names):
@@ -210,16 +216,22 @@ def test_ibims_core_raw_with_masks(tmp_path):
 # ---------------------------------------------------------------- ETH3D
 
 
-def test_eth3d_raw_float_binary(tmp_path):
+def write_eth3d(root):
+    """<scene>/images/dslr_images/<name>.JPG + <scene>/ground_truth_depth/dslr_images/<name>.JPG (raw <f4, inf = none)."""
     rng = np.random.default_rng(5)
-    img_dir = tmp_path / "courtyard" / "images" / "dslr_images"
-    gt_dir = tmp_path / "courtyard" / "ground_truth_depth" / "dslr_images"
+    img_dir = root / "courtyard" / "images" / "dslr_images"
+    gt_dir = root / "courtyard" / "ground_truth_depth" / "dslr_images"
     img_dir.mkdir(parents=True)
     gt_dir.mkdir(parents=True)
     Image.fromarray(_rgb(rng)).save(img_dir / "DSC_0286.JPG", format="JPEG", quality=95)
     depth = rng.uniform(1.0, 40.0, (H, W)).astype("<f4")
     depth[:3] = np.inf                                                  # ETH3D: inf = no measurement
     (gt_dir / "DSC_0286.JPG").write_bytes(depth.tobytes())
+    return gt_dir, depth
+
+
+def test_eth3d_raw_float_binary(tmp_path):
+    gt_dir, depth = write_eth3d(tmp_path)
     summary = import_benchmark("eth3d", tmp_path, tmp_path / "out")
     assert summary.protocol == "eth3d"
     samples, flat = oracle_metrics(tmp_path / "out")

@@ -79,11 +79,11 @@ def test_scannet_normals_npy_and_wrong_convention(tmp_path):
         import_benchmark("scannet-normals", tmp_path, tmp_path / "out3")
 
 
-def test_diode_normals_npy(tmp_path):
+def write_diode_normals(root):
     rng = np.random.default_rng(8)
     truth = {}
     for scene in ("indoors", "outdoors"):
-        d = tmp_path / "val" / scene / "scene_00019" / "scan_00183"
+        d = root / "val" / scene / "scene_00019" / "scan_00183"
         d.mkdir(parents=True)
         base = f"00019_00183_{scene}_000_010"
         Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8)).save(d / f"{base}.png")
@@ -91,6 +91,11 @@ def test_diode_normals_npy(tmp_path):
         stored = np.where(np.arange(H)[:, None, None] < 4, 0.0, -n).astype(np.float32)  # zero vector: no truth
         np.save(d / f"{base}_normal.npy", stored)
         truth[scene] = n
+    return truth
+
+
+def test_diode_normals_npy(tmp_path):
+    truth = write_diode_normals(tmp_path)
     summary = import_benchmark("diode-normals", tmp_path, tmp_path / "out")
     assert summary.written == 1 and summary.protocol == "diode"
     samples, flat = oracle_metrics(tmp_path / "out")

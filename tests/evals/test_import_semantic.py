@@ -18,18 +18,23 @@ CITYSCAPES_REFERENCE = {0: 255, 1: 255, 4: 255, 6: 255, 7: 0, 8: 1, 9: 255, 11: 
                         31: 16, 32: 17, 33: 18}
 
 
-def test_cityscapes_label_ids_to_train_ids(tmp_path):
+def write_cityscapes(root):
     rng = np.random.default_rng(11)
     ids = np.array(sorted(CITYSCAPES_REFERENCE), np.uint8)
     labels = {}
     for city, stem in (("frankfurt", "frankfurt_000000_000294"), ("lindau", "lindau_000001_000019")):
-        (tmp_path / "leftImg8bit" / "val" / city).mkdir(parents=True)
-        (tmp_path / "gtFine" / "val" / city).mkdir(parents=True)
+        (root / "leftImg8bit" / "val" / city).mkdir(parents=True)
+        (root / "gtFine" / "val" / city).mkdir(parents=True)
         Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8)).save(
-            tmp_path / "leftImg8bit" / "val" / city / f"{stem}_leftImg8bit.png")
+            root / "leftImg8bit" / "val" / city / f"{stem}_leftImg8bit.png")
         lab = rng.choice(ids, (H, W)).astype(np.uint8)
-        Image.fromarray(lab).save(tmp_path / "gtFine" / "val" / city / f"{stem}_gtFine_labelIds.png")
+        Image.fromarray(lab).save(root / "gtFine" / "val" / city / f"{stem}_gtFine_labelIds.png")
         labels[stem] = lab
+    return labels
+
+
+def test_cityscapes_label_ids_to_train_ids(tmp_path):
+    labels = write_cityscapes(tmp_path)
     summary = import_benchmark("cityscapes", tmp_path, tmp_path / "out")
     assert summary.written == 2 and summary.protocol == "cityscapes"
     samples, flat = oracle_metrics(tmp_path / "out")
@@ -45,14 +50,19 @@ def test_cityscapes_label_ids_to_train_ids(tmp_path):
         import_benchmark("cityscapes", tmp_path, tmp_path / "out2")
 
 
-def test_ade20k_150_classes(tmp_path):
+def write_ade20k(root):
     rng = np.random.default_rng(12)
-    (tmp_path / "images" / "validation").mkdir(parents=True)
-    (tmp_path / "annotations" / "validation").mkdir(parents=True)
+    (root / "images" / "validation").mkdir(parents=True)
+    (root / "annotations" / "validation").mkdir(parents=True)
     ann = rng.integers(0, 151, (H, W)).astype(np.uint8)
     Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8)).save(
-        tmp_path / "images" / "validation" / "ADE_val_00000001.jpg", quality=95)
-    Image.fromarray(ann).save(tmp_path / "annotations" / "validation" / "ADE_val_00000001.png")
+        root / "images" / "validation" / "ADE_val_00000001.jpg", quality=95)
+    Image.fromarray(ann).save(root / "annotations" / "validation" / "ADE_val_00000001.png")
+    return ann
+
+
+def test_ade20k_150_classes(tmp_path):
+    ann = write_ade20k(tmp_path)
     summary = import_benchmark("ade20k", tmp_path, tmp_path / "out")
     assert summary.protocol == "ade20k"
     samples, flat = oracle_metrics(tmp_path / "out")
