@@ -188,7 +188,10 @@ def view_stats(spec: SceneSpec, result) -> dict[str, Any]:
     out = {**stats, "material_kinds": ",".join(kinds), "n_material_kinds": len(kinds),
            "camera_rig": str(check.get("rig", "")), "view_attempts": int(check.get("attempts", 0)),
            "view_passed": bool(check.get("passed", False)), "clipped_frac": math.nan}
-    if result.rgb is not None:
+    image = getattr(result, "image", None) or {}
+    if "clipped" in image:  # measured by the renderer (render/lights.py)
+        out["clipped_frac"] = float(image["clipped"])
+    elif result.rgb is not None:
         rgb = np.asarray(result.rgb)
         out["clipped_frac"] = float(np.mean((rgb.max(-1) >= 255) | (rgb.max(-1) == 0)))
     return out
@@ -213,12 +216,16 @@ def write_scene(writer: ShardWriter, settings: RenderSettings, cfg: RenderJobCon
     files = raw.to_files(result.depth, result.normals, result.instance, result.semantic, meta, result.rgb)
     if scene.edit is not None:
         files["edit.png"] = png_bytes(scene.edit[0])
+    stats = view_stats(spec, result)
     writer.add(scene_key(scene.index), files, {
         "scene_index": scene.index, "seed": scene.seed, "family": spec.family, "n_objects": len(spec.objects),
         "width": cfg.width, "height": cfg.height, "focal_mm": spec.camera.focal_mm_35(),
         **{k: float(v) for k, v in result.timings.items()},
         **{k: float(result.image.get(k, float("nan"))) for k in ("exposure_ev", "clipped", "clipped_white", "clipped_black")},
+        **{k: v for k, v in stats.items() if k != "clipped_frac"},  # the row has "clipped" already
     })
+    if views is not None:
+        views.append({"family": spec.family, **{k: v for k, v in stats.items() if k != "material_kinds"}})
 
 
 def view_distribution(views: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

@@ -79,3 +79,28 @@ def test_view_stats_and_their_distribution():
     dist = view_distribution([{"family": "indoor", **st}, {"family": "outdoor", **st_gt}])
     assert dist["all"]["views"] == 2 and dist["indoor"]["largest_over_60"] == 1.0
     assert dist["outdoor"]["flat_depth"] == 0.0 and math.isnan(dist["outdoor"]["clipped_median"])
+
+
+def test_a_rendered_shard_carries_the_view_columns(tmp_path):
+    pytest.importorskip("bpy")
+    import pyarrow.parquet as pq
+
+    from render.blender import BlenderRenderer, RenderSettings
+    from render.shard import RenderJobConfig, render_shard
+
+    settings = RenderSettings(rgb=True, samples=1, denoise=False)
+    cfg = RenderJobConfig(out=str(tmp_path), n_scenes=3, scenes_per_shard=3, width=24, height=18, seed=5,
+                          render={"rgb": True, "samples": 1, "denoise": False})
+    renderer = BlenderRenderer(settings)
+    try:
+        stats = render_shard(renderer, settings, cfg, 0)
+    finally:
+        renderer.close()
+    table = pq.read_table(cfg.paths(0).parquet).to_pylist()
+    assert len(table) == 3 and len(stats["views"]) == 3
+    for row in table:
+        assert row["visible"] >= 1 and 0 < row["largest_share"] <= 1 and row["depth_p5"] <= row["depth_p95"]
+        assert 0 <= row["clipped"] <= 1 and row["n_material_kinds"] == len(row["material_kinds"].split(","))
+        assert row["view_attempts"] >= 1 and row["camera_rig"]
+    dist = view_distribution(stats["views"])["all"]
+    assert dist["views"] == 3 and 0 <= dist["clipped_median"] <= 1
