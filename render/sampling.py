@@ -29,11 +29,12 @@ from typing import Callable
 
 import numpy as np
 
-from render import layout, materials, shapes
+from render import layout, lights, materials, shapes
 from render.layout import Layout, Surface
-from render.spec import CameraSpec, EnvironmentSpec, LightSpec, ObjectSpec, SceneSpec, inside_box, validate
+from render.spec import CameraSpec, ObjectSpec, SceneSpec, inside_box, validate
 
 FAMILIES = ("indoor", "tabletop", "outdoor")
+LIGHT_STREAM = 0x11647  # the lights' own random stream: render/lights.py `relight` (bench/render_frontier.py uses it too)
 FOCAL_RANGE_MM = (14.0, 135.0)
 VIEW_ATTEMPTS = 40
 # What a view must show, from the coarse ray cast (its grid undercounts small objects).
@@ -479,7 +480,7 @@ def _pictures(lay: Layout, rng: np.random.Generator, walls: list[Wall]) -> None:
 
 
 def indoor(rng: np.random.Generator) -> Draft:
-    """The indoor scene before its camera: objects, lights, environment and the camera rigs' poses."""
+    """The indoor scene before its camera and lights: objects and the camera rigs' poses."""
     poly = _room_polygon(rng)
     H, t = rng.uniform(2.5, 3.2), 0.12
     lo, hi = poly.min(0), poly.max(0)
@@ -501,16 +502,6 @@ def indoor(rng: np.random.Generator) -> Draft:
         elif o.semantic_class in ("table", "desk", "cabinet"):
             fill_surface(lay, rng, index, layout.surfaces(o)[0], rng.uniform(3, 8))
     objects = lay.objects
-    W, D = hi - lo
-    lights = [LightSpec("area", _v((rng.uniform(0.3, 0.7) * W, rng.uniform(0.3, 0.7) * D, H - 0.02), 4), (0.0, 0.0, 0.0),
-                        energy=_r(rng.uniform(150, 900), 2), color=_warm_white(rng), size=_r(rng.uniform(0.5, 1.5), 3))]
-    for _ in range(int(rng.integers(0, 3))):
-        lights.append(LightSpec("point", _v((rng.uniform(0.5, W - 0.5), rng.uniform(0.5, D - 0.5), rng.uniform(1.0, H - 0.3)), 4),
-                                energy=_r(rng.uniform(30, 300), 2), color=_warm_white(rng), size=_r(rng.uniform(0.02, 0.3), 3)))
-    env = EnvironmentSpec("sky", color=_v((rng.uniform(0.05, 0.2), rng.uniform(0.1, 0.35), rng.uniform(0.4, 0.9)), 4),
-                          horizon_color=_v((rng.uniform(0.5, 0.9),) * 2 + (rng.uniform(0.7, 1.0),), 4),
-                          strength=_r(rng.uniform(0.3, 1.0), 3))
-
     def pose(rng: np.random.Generator) -> tuple[str, np.ndarray, np.ndarray]:
         rig = _pick(rng, {"person": 0.5, "seated": 0.15, "robot": 0.25, "corner": 0.1})
         eye_h = {"person": (1.45, 1.75), "seated": (1.1, 1.3), "robot": (0.4, 1.0), "corner": (H - 0.5, H - 0.25)}[rig]
@@ -521,7 +512,7 @@ def indoor(rng: np.random.Generator) -> Draft:
         eye = np.array([*xy, rng.uniform(*eye_h)])
         return rig, eye, _aim(rng, eye, objects, rig)
 
-    return Draft("indoor", objects, lights, env, pose)
+    return Draft("indoor", objects, pose)
 
 
 def _aim(rng: np.random.Generator, eye: np.ndarray, objects: list[ObjectSpec], rig: str) -> np.ndarray:
@@ -572,8 +563,6 @@ class Draft:
 
     family: str
     objects: list[ObjectSpec]
-    lights: list[LightSpec]
-    environment: EnvironmentSpec
     pose: Pose  # rng -> (rig name, eye, look-at point)
 
 
@@ -608,15 +597,14 @@ def finish(rng: np.random.Generator, width: int, height: int, draft: Draft) -> S
     objects, record["culled"] = layout.cull_outside_view(camera, objects, CULL_RADIUS[family])
     for o in objects:
         o.material = material_for(o.semantic_class, rng)
-    return SceneSpec(camera=camera, objects=objects, lights=draft.lights, environment=draft.environment, family=family,
-                     view_check=record)
+    return SceneSpec(camera=camera, objects=objects, family=family, view_check=record)
 
 
 # ---------------------------------------------------------------- tabletop
 
 
 def tabletop(rng: np.random.Generator) -> Draft:
-    """The tabletop scene before its camera: objects, lights, environment and the camera rigs' poses."""
+    """The tabletop scene before its camera and lights: objects and the camera rigs' poses."""
     lay = Layout()
     floor = lay.add(_slab(rng, (-6, -6, -0.1), (6, 6, 0.0), "floor"), check=False)
     back = rng.uniform(0.02, 1.5)
@@ -643,11 +631,6 @@ def tabletop(rng: np.random.Generator) -> Draft:
     fill_surface(lay, rng, table, top, rng.uniform(12, 24))
     objects = lay.objects
     top_h = size[2]
-    lights = [LightSpec("area", _v((rng.uniform(-1, 1), rng.uniform(-1, 1), top_h + rng.uniform(1.0, 2.0)), 4),
-                        energy=_r(rng.uniform(50, 400), 2), color=_warm_white(rng), size=_r(rng.uniform(0.3, 1.5), 3)),
-              LightSpec("point", _v((rng.uniform(-2, 2), rng.uniform(-2, 0), top_h + rng.uniform(0.3, 1.5)), 4),
-                        energy=_r(rng.uniform(10, 150), 2), color=_warm_white(rng), size=_r(rng.uniform(0.02, 0.2), 3))]
-    env = EnvironmentSpec("uniform", _v([rng.uniform(0.02, 0.3)] * 3, 4), strength=1.0)
     kids = [o for o in objects if o.support == table]
 
     def pose(rng: np.random.Generator) -> tuple[str, np.ndarray, np.ndarray]:
@@ -661,7 +644,7 @@ def tabletop(rng: np.random.Generator) -> Draft:
         eye[2] = max(eye[2], top_h + 0.08)
         return rig, eye, target
 
-    return Draft("tabletop", objects, lights, env, pose)
+    return Draft("tabletop", objects, pose)
 
 
 # ---------------------------------------------------------------- outdoor
@@ -737,7 +720,7 @@ def _countryside(lay: Layout, rng: np.random.Generator, ground: int) -> None:
 
 
 def outdoor(rng: np.random.Generator) -> Draft:
-    """The outdoor scene before its camera: objects, lights, environment and the camera rigs' poses."""
+    """The outdoor scene before its camera and lights: objects and the camera rigs' poses."""
     lay = Layout()
     ground = lay.add(_slab(rng, (-400, -400, -0.2), (400, 400, 0.0), "ground"), check=False)
     street = rng.uniform() < 0.65
@@ -747,13 +730,6 @@ def outdoor(rng: np.random.Generator) -> Draft:
     else:
         _countryside(lay, rng, ground)
     objects = lay.objects
-    elevation = math.radians(rng.uniform(10, 80))
-    lights = [LightSpec("sun", (0.0, 0.0, 100.0), (_r(math.pi / 2 - elevation), 0.0, _r(rng.uniform(0, 2 * math.pi))),
-                        energy=_r(rng.uniform(1.5, 6.0), 3), color=_warm_white(rng), size=_r(math.radians(rng.uniform(0.5, 5)), 5))]
-    env = EnvironmentSpec("sky", color=_v((rng.uniform(0.05, 0.2), rng.uniform(0.1, 0.35), rng.uniform(0.4, 0.9)), 4),
-                          horizon_color=_v((rng.uniform(0.5, 0.9),) * 2 + (rng.uniform(0.7, 1.0),), 4),
-                          strength=_r(rng.uniform(0.5, 1.5), 3))
-
     def pose(rng: np.random.Generator) -> tuple[str, np.ndarray, np.ndarray]:
         rig = _pick(rng, {"pedestrian": 0.45, "car": 0.35, "drone": 0.2})
         h = {"pedestrian": (1.5, 1.8), "car": (1.2, 1.6), "drone": (5.0, 30.0)}[rig]
@@ -770,12 +746,7 @@ def outdoor(rng: np.random.Generator) -> Draft:
             return rig, eye, eye + [math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw), math.sin(pitch)]
         return rig, eye, _aim(rng, eye, objects, rig)
 
-    return Draft("outdoor", objects, lights, env, pose)
-
-
-def _warm_white(rng: np.random.Generator) -> tuple[float, float, float]:
-    warmth = rng.uniform(-0.15, 0.25)
-    return _v((1.0, 1.0 - 0.3 * max(warmth, 0) + 0.1 * min(warmth, 0), 1.0 - 0.6 * max(warmth, 0)), 4)
+    return Draft("outdoor", objects, pose)
 
 
 GENERATORS: dict[str, Callable[[np.random.Generator], Draft]] = {
@@ -794,6 +765,7 @@ def sample_scene(seed: int, width: int = 256, height: int = 256, family: str | N
     rng = np.random.default_rng(seed)
     family = family or str(families[int(rng.integers(len(families)))])
     spec = finish(rng, width, height, GENERATORS[family](rng))
+    spec = lights.relight(spec, np.random.default_rng([seed, LIGHT_STREAM]))
     spec.seed = int(seed)
     return validate(spec)
 

@@ -76,8 +76,8 @@ def test_sampled_scenes_are_diverse_and_plausible():
         pitch = math.degrees(math.asin((np.subtract(s.camera.look_at, s.camera.location) /
                                         np.linalg.norm(np.subtract(s.camera.look_at, s.camera.location)))[2]))
         assert -80 <= pitch <= 30
-        if s.family == "outdoor":
-            assert s.environment.kind == "sky"
+        if s.family == "outdoor":  # daylight: a physical sky (render/lights.py)
+            assert s.environment.kind in ("sky", "hosek_wilkie", "nishita") and any(x.kind == "sun" for x in s.lights)
 
 
 def test_metric_sizes_per_class():
