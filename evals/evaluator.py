@@ -17,8 +17,8 @@ records, a per-source override, else the default): depth range and crop, mIoU co
 alignment space, and the region the prediction depicts.
 
 Bad input never skews an average silently: a prediction that is not an image, has another
-aspect ratio, does not decode, or decodes to no valid pixel is a counted failure of that
-sample (`failed` in every row, reasons in `failures`); a predict_fn that returns the wrong
+aspect ratio or does not decode is a counted failure of that sample (an undecodable depth
+pixel is scored, at the protocol's minimum depth) (`failed` in every row, reasons in `failures`); a predict_fn that returns the wrong
 number of images, and a sample from the training split, are errors.
 """
 
@@ -144,6 +144,15 @@ class Evaluator:
     def protocol_for(self, sample: TaskSample) -> depth_m.DepthProtocol:
         return depth_m.get_protocol(self.scoring_protocol(sample).name)
 
+    def _pooled_miou(self, task: str) -> str:
+        """The mIoU convention of a task's pooled row: its sources' one, or "union" where they differ."""
+        if not hasattr(self, "_pooled"):
+            found: dict[str, set[str]] = {}
+            for s in self.samples:
+                found.setdefault(s.task, set()).add(self.scoring_protocol(s).miou)
+            self._pooled = {t: (c.pop() if len(c) == 1 else "union") for t, c in found.items()}
+        return self._pooled.get(task, "union")
+
     def region_of(self, sample: TaskSample) -> str:
         """"full" or "center_square": what this sample's prediction depicts."""
         if self.region != "auto":
@@ -186,8 +195,8 @@ class Evaluator:
     def _score(self, pname: str, sample: TaskSample, pred: Any, pools: dict) -> None:
         source = sample.meta.get("source", "unknown")
         protocol = self.scoring_protocol(sample)
-        targets = [pools.setdefault((pname, sample.task, src), TaskPool(sample.task, protocol.miou))
-                   for src in (source, ALL)]
+        targets = [pools.setdefault((pname, sample.task, source), TaskPool(sample.task, protocol.miou)),
+                   pools.setdefault((pname, sample.task, ALL), TaskPool(sample.task, self._pooled_miou(sample.task)))]
         record: dict[str, Any] = {"predictor": pname, "key": sample.key, "task": sample.task, "source": source}
         try:
             if isinstance(pred, EvalFailure):  # a predictor's named reason (e.g. a missing prediction file)

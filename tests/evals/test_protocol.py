@@ -238,3 +238,25 @@ def test_protocol_table():
         protocols.get("nyu")
     with pytest.raises(ValueError, match="miou must be one of"):
         protocols.Protocol("x", miou="mean")
+
+
+def test_each_source_uses_its_protocols_miou_convention():
+    """A source recording `ade20k` averages over every listed class (an absent one counts 0); the same
+    predictions under the default protocol average over classes in truth or prediction only."""
+    from tests.evals.samples import eval_samples
+
+    from encode import codecs
+
+    five = codecs.get("semantic", num_classes=5)   # a 5-class list; the scenes use classes 1..3
+    sem = [s for s in eval_samples(2) if s.task == "semantic"]
+    for s in sem:
+        s.meta["codec"] = codecs.spec(five)
+    answer = lambda batch: [five.encode(s.raw["semantic"]) for s in batch]  # noqa: E731  (perfect answers)
+    plain = dict(Evaluator(answer, sem, references=False).run())
+    for s in sem:
+        s.meta["protocol"] = "ade20k"
+    listed = dict(Evaluator(answer, sem, references=False).run())
+    present = {int(c) for s in sem for c in np.unique(s.raw["semantic"]) if c}
+    assert plain["model/semantic/all/miou"] == 1.0
+    assert present == {1, 2, 3}
+    assert listed["model/semantic/all/miou"] == pytest.approx(3 / 5)   # classes 4 and 5 count 0
