@@ -82,8 +82,9 @@ class Evaluator:
         examples_per_task: samples per task kept (as images) for the report's grid.
         prediction_region: "full" (predictions depict the whole frame, at any size with its aspect
             ratio), "center_square" / "center" (they depict its central square, as train.predict makes
-            them: the truth is scored on that window), or "auto": per sample, the region of the
-            protocol its json records (every imported benchmark: full), else `unrecorded_region`.
+            them: the truth is scored on that window), or "auto": per sample, the region its json
+            records (`prediction_region`), else that of the protocol it records (every imported
+            benchmark: full), else `unrecorded_region`.
         unrecorded_region: the "auto" region of samples that record no protocol (vistune's own
             square split: "center_square").
     """
@@ -157,6 +158,9 @@ class Evaluator:
         """"full" or "center_square": what this sample's prediction depicts."""
         if self.region != "auto":
             return self.region
+        recorded = REGION_ALIASES.get(sample.meta.get("prediction_region"), sample.meta.get("prediction_region"))
+        if recorded in REGIONS:  # an importer may record the region itself
+            return recorded
         if protocols_m.name_of(sample.meta) is None:
             return self.unrecorded_region
         return REGION_ALIASES.get(self.scoring_protocol(sample).prediction_region,
