@@ -69,7 +69,7 @@ def rounds_to(pred_hw: tuple[int, int], target_hw: tuple[int, int]) -> bool:
     """True when `pred_hw` is the truth's frame scaled and rounded to whole pixels (one pixel off at most
     on the short side): what an aspect-preserving resize to a small square model input gives back."""
     (ph, pw), (th, tw) = pred_hw, target_hw
-    if min(ph, pw, th, tw) <= 0:
+    if min(ph, pw) < 8 or min(th, tw) <= 0:  # too small for one pixel of rounding to be a small error
         return False
     if pw >= ph:
         return abs(ph - pw * th / tw) <= 1.0

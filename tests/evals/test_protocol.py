@@ -260,3 +260,17 @@ def test_each_source_uses_its_protocols_miou_convention():
     assert plain["model/semantic/all/miou"] == 1.0
     assert present == {1, 2, 3}
     assert listed["model/semantic/all/miou"] == pytest.approx(3 / 5)   # classes 4 and 5 count 0
+
+
+def test_one_pixel_of_rounding_is_not_a_wrong_size():
+    """A 375x1242 frame letterboxed into a 32 px square comes back 10 px high (9.66 exact): 3.4% off in
+    aspect, but only the rounding of whole pixels; two pixels off, or a tiny image, is still wrong_size."""
+    from evals.failure import EvalFailure
+    from evals.scoring import check_prediction
+
+    assert check_prediction(np.zeros((10, 32, 3), np.uint8), (375, 1242)).shape == (10, 32, 3)
+    assert check_prediction(np.zeros((32, 10, 3), np.uint8), (1242, 375)).shape == (32, 10, 3)
+    for bad in ((12, 32), (1, 2)):
+        with pytest.raises(EvalFailure) as err:
+            check_prediction(np.zeros((*bad, 3), np.uint8), (375, 1242) if bad[1] == 32 else (36, 48))
+        assert err.value.reason == "wrong_size"
