@@ -18,7 +18,9 @@ a person at the table or a robot arm above it; a pedestrian, a car or a drone ou
 are drawn log-uniformly over 14-135 mm (35 mm equivalent) and recorded in K. Each candidate view is
 checked before rendering with a coarse ray cast against the objects' proxy boxes (render/layout.py):
 enough visible instances, no instance filling most of the view, a real depth range; a failing view
-is redrawn (up to `VIEW_ATTEMPTS`) and the search is recorded in `spec.view_check`.
+is redrawn (up to `VIEW_ATTEMPTS`) and the search is recorded in `spec.view_check`. Small objects the chosen
+view cannot see (out of frame, or hidden) are then left out: they would cost render time and show only
+in shadows and reflections. Materials are drawn for the objects that stay, lights last (render/lights.py).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ VIEW_MIN_VISIBLE = {"indoor": 14, "tabletop": 10, "outdoor": 10}
 VIEW_MAX_SHARE = 0.45
 VIEW_MIN_DEPTH_RATIO = 1.7
 VIEW_MAX_SKY = 0.6
-# Out-of-view objects smaller than this (bounding radius, m) are left out of the spec (render/layout.py).
+# Unseen objects smaller than this (bounding radius, m) are left out of the spec (render/layout.py: cull_unseen).
 CULL_RADIUS = {"indoor": 1.5, "tabletop": 1.0, "outdoor": 8.0}
 
 Size = tuple[tuple[float, float, float], tuple[float, float, float]]
@@ -595,7 +597,7 @@ def finish(rng: np.random.Generator, width: int, height: int, draft: Draft) -> S
         raise RuntimeError(f"{family}: no free camera position found in {VIEW_ATTEMPTS} attempts")
     _, camera, record = best
     record["attempts"] = attempt
-    objects, record["culled"] = layout.cull_outside_view(camera, objects, CULL_RADIUS[family])
+    objects, record["culled"] = layout.cull_unseen(camera, objects, CULL_RADIUS[family])
     for o in objects:
         o.material = material_for(o.semantic_class, rng)
     return SceneSpec(camera=camera, objects=objects, family=family, view_check=record)
