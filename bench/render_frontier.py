@@ -4,7 +4,7 @@
     python bench/render_frontier.py cost [--size 64] [--scenes 6] [--smoke-spp 8]
     python bench/render_frontier.py views [--views 40] [--width 128 --height 96]
 
-frontier: for a few sampled scenes (one per family per round, new materials, `lights.relight`),
+frontier: for a few sampled scenes (one per family per round, as the sampler makes them),
     a reference at `--ref-spp` samples (no adaptive stopping, no denoiser, 12 bounces), then each
     preset (samples, adaptive threshold, denoiser, bounces varied one at a time around the
     default) rendered at the reference's metered exposure (so only noise and bias differ):
@@ -13,8 +13,9 @@ frontier: for a few sampled scenes (one per family per round, new materials, `li
     other preset both faster and better in PSNR) are marked.
 cost: RGB seconds per scene at `--size` with the smoke preset's samples for the same sampled
     scenes in three variants, back to back per scene (order alternating): the old flat/checker
-    materials with the sampler's lights, the new procedural materials with the same lights, and
-    the new materials with `lights.relight` and metering. Ratios of means against the old.
+    materials with the old lighting rules (`legacy_material`, `legacy_light`), the new procedural
+    materials with the old lighting, and the scene as sampled (new materials, `lights.relight`,
+    metering). Ratios of means against the old.
 views: `--views` views per family from seeds other than the defaults at `--width` x `--height`
     with the smoke preset (8 spp): distinct material kinds among visible objects (> 0.1% of the
     pixels), and the distribution of clipped-pixel fractions and metered exposures.
@@ -51,7 +52,8 @@ def presets() -> list[tuple[str, dict]]:
 
 
 def scenes(n_rounds: int, width: int, height: int, base_seed: int = 2026) -> list:
-    """`n_rounds` scenes per family (seeds from `base_seed`), relit; a seed the sampler rejects is skipped."""
+    """`n_rounds` scenes per family (seeds from `base_seed`; the sampler lights them with
+    `lights.relight`); a seed the sampler rejects is skipped and counted."""
     out, skipped = [], 0
     for i in range(n_rounds * 4):
         for family in FAMILIES:
@@ -64,7 +66,7 @@ def scenes(n_rounds: int, width: int, height: int, base_seed: int = 2026) -> lis
                 skipped += 1
                 print(f"  seed {seed} ({family}) skipped: {type(err).__name__}: {err}", file=sys.stderr)
                 continue
-            out.append(lights.relight(spec, np.random.default_rng([seed, 0x11647])))
+            out.append(spec)
     if skipped:
         print(f"  {skipped} seeds skipped by the sampler", file=sys.stderr)
     return out
@@ -136,6 +138,31 @@ def legacy_material(rng: np.random.Generator) -> MaterialSpec:
     return MaterialSpec(kind, color, roughness=float(rng.uniform(*rough)), metallic=1.0 if kind == "metal" else 0.0)
 
 
+def legacy_light(spec, rng: np.random.Generator):
+    """The sampler's lighting before issue 18: an area light (+ points) in a uniform world indoors
+    and on tables, a sun with a two-colour gradient sky outdoors; no metering."""
+    from render.spec import EnvironmentSpec, LightSpec
+
+    xs = [o.location for o in spec.objects]
+    cx, cy = float(np.mean([p[0] for p in xs])), float(np.mean([p[1] for p in xs]))
+    if spec.family == "outdoor":
+        elevation = rng.uniform(0.17, 1.4)
+        spec.lights = [LightSpec("sun", (0.0, 0.0, 100.0), (float(np.pi / 2 - elevation), 0.0, float(rng.uniform(0, 6.28))),
+                                 energy=float(rng.uniform(1.5, 6.0)), size=0.02)]
+        spec.environment = EnvironmentSpec("sky", (0.1, 0.2, 0.6), (0.7, 0.7, 0.85), float(rng.uniform(0.5, 1.5)))
+        return spec
+    top = max(o.location[2] + o.size[2] / 2 for o in spec.objects if o.semantic_class != "ceiling") \
+        if spec.family == "tabletop" else min((o.location[2] - o.size[2] / 2 for o in spec.objects
+                                              if o.semantic_class == "ceiling"), default=2.6)
+    z = top + 1.5 if spec.family == "tabletop" else top - 0.02
+    spec.lights = [LightSpec("area", (cx, cy, z), energy=float(rng.uniform(150, 900)), size=float(rng.uniform(0.5, 1.5)))]
+    for _ in range(int(rng.integers(0, 3))):
+        spec.lights.append(LightSpec("point", (cx + rng.uniform(-1, 1), cy + rng.uniform(-1, 1), z - 0.8),
+                                     energy=float(rng.uniform(30, 300)), size=0.1))
+    spec.environment = EnvironmentSpec("uniform", (0.08, 0.08, 0.08))
+    return spec
+
+
 def cost(args) -> None:
     from render.spec import SceneSpec
 
@@ -157,10 +184,13 @@ def cost(args) -> None:
         rng = np.random.default_rng(k)
         for o in old.objects:
             o.material = legacy_material(rng)
-        relit = lights.relight(spec, np.random.default_rng([spec.seed, 0x11647]))
+            o.asset = None
+        legacy_light(old, rng)
+        new_materials = SceneSpec.from_dict(spec.to_dict())
+        new_materials.lights, new_materials.environment = old.lights, old.environment
         variants = [("old", old, dataclasses.replace(smoke, auto_exposure=False)),
-                    ("new materials", spec, dataclasses.replace(smoke, auto_exposure=False)),
-                    ("new materials + light", relit, smoke)]
+                    ("new materials", new_materials, dataclasses.replace(smoke, auto_exposure=False)),
+                    ("new materials + light", spec, smoke)]
         for name, s, settings in (variants if k % 2 == 0 else variants[::-1]):
             rgb, sec, image = _rgb(r, settings, s)
             times[name].append(sec)
@@ -192,7 +222,7 @@ def views(args) -> None:
             f[key].append(res.image[name])
     r.close()
     print(f"\nViews: {len(specs)} ({args.views} per family, base seed 4242), {args.width}x{args.height} px, 8 spp + denoiser, "
-          f"relit, metered")
+          f"metered")
     print("| family | views | visible material kinds | clipped p50 | p90 | max | share > 5% | white p90 | black p90 | EV p5..p95 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for fam, f in per_family.items():
