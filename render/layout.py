@@ -338,8 +338,9 @@ def view_stats(ids: np.ndarray, depth: np.ndarray, min_share: float = 0.001) -> 
             "sky_share": float(1 - finite.size / n)}
 
 
-def cull_unseen(camera: CameraSpec, objects: list[ObjectSpec], max_radius: float = 1.5, margin: float = 0.25,
-                grid: tuple[int, int] = (64, 48)) -> tuple[list[ObjectSpec], int]:
+def cull_unseen(camera: CameraSpec, objects: list[ObjectSpec], max_radius: float = 1.5,
+                grid: tuple[int, int] = (48, 36), proxies: tuple[np.ndarray, ...] | None = None
+                ) -> tuple[list[ObjectSpec], int]:
     """Drop the small objects (bounding radius < `max_radius`) the camera cannot see: wholly outside the
     view, or hit by no ray of a `grid` cast (hidden behind others, or under a pixel of that grid).
     Every support of a kept object is kept; supports are renumbered. Returns (kept objects, number dropped).
@@ -347,12 +348,10 @@ def cull_unseen(camera: CameraSpec, objects: list[ObjectSpec], max_radius: float
     What is out of sight costs render time and shows only in shadows and reflections; structures,
     what hangs on walls and large objects always stay.
     """
-    centers = np.array([o.location for o in objects], float)
     radii = np.array([0.5 * float(np.linalg.norm(o.size)) for o in objects])
     keep = (radii >= max_radius) | np.array([o.semantic_class in STRUCTURE or o.hangs for o in objects])
-    framed = np.flatnonzero(_in_frustum(camera, centers, radii + margin))
-    ids, _ = cast(camera, [objects[i] for i in framed], *grid)
-    keep[framed[np.unique(ids[ids > 0]) - 1]] = True
+    ids, _ = cast(camera, objects, *grid, proxies=proxies)
+    keep[np.unique(ids[ids > 0]) - 1] = True
     for i in range(len(objects) - 1, -1, -1):  # supports come before what rests on them
         if keep[i] and objects[i].support is not None:
             keep[objects[i].support] = True

@@ -597,7 +597,7 @@ def finish(rng: np.random.Generator, width: int, height: int, draft: Draft) -> S
         raise RuntimeError(f"{family}: no free camera position found in {VIEW_ATTEMPTS} attempts")
     _, camera, record = best
     record["attempts"] = attempt
-    objects, record["culled"] = layout.cull_unseen(camera, objects, CULL_RADIUS[family])
+    objects, record["culled"] = layout.cull_unseen(camera, objects, CULL_RADIUS[family], proxies=proxies)
     for o in objects:
         o.material = material_for(o.semantic_class, rng)
     return SceneSpec(camera=camera, objects=objects, family=family, view_check=record)
@@ -693,11 +693,11 @@ def _street(lay: Layout, rng: np.random.Generator, ground: int) -> tuple[float, 
 def _countryside(lay: Layout, rng: np.random.Generator, ground: int) -> None:
     """Houses, tree clusters, fences, rocks, power poles and a few cars on open ground."""
     for _ in range(int(rng.integers(3, 9))):
-        c = rng.uniform(-80, 80, 2)
+        c = rng.uniform(-50, 50, 2)
         s = (rng.uniform(6, 14), rng.uniform(6, 12), rng.uniform(4, 9))
         lay.add(_obj(rng, "building", s, (*c, s[2] / 2), rng.uniform(0, math.pi), support=ground))
     for _ in range(int(rng.integers(3, 7))):  # clusters of trees
-        c = rng.uniform(-90, 90, 2)
+        c = rng.uniform(-50, 50, 2)
         for _ in range(int(rng.integers(3, 10))):
             s = _size(rng, OUTDOOR_OBJECTS["tree"])
             p = c + rng.normal(0, 6, 2)
@@ -718,7 +718,7 @@ def _countryside(lay: Layout, rng: np.random.Generator, ground: int) -> None:
         cls = _pick(rng, {"rock": 3.0, "car": 1.0, "barrel": 1.0, "sign": 0.5, "bench": 0.5, "column": 0.3,
                           "stairs": 0.2, "arch": 0.2, "tower": 0.3, "wedge": 0.3})
         s = _size(rng, OUTDOOR_OBJECTS[cls])
-        p = rng.uniform(-60, 60, 2)
+        p = rng.uniform(-40, 40, 2)
         lay.add(_obj(rng, cls, s, (*p, s[2] / 2), rng.uniform(0, 2 * math.pi), support=ground))
 
 
@@ -740,12 +740,12 @@ def outdoor(rng: np.random.Generator) -> Draft:
         if street:
             y = {"pedestrian": rng.choice([-1, 1]) * (half + rng.uniform(0.3, walk - 0.3)),
                  "car": rng.uniform(-half / 2, half / 2), "drone": rng.uniform(-half, half)}[rig]
-        else:
-            y = rng.uniform(-40, 40)
+        else:  # near the middle, looking across the land
+            x, y = rng.uniform(-25, 25, 2)
         eye = np.array([x, y, rng.uniform(*h) + (0.15 if street and abs(y) > half else 0.0)])
-        if street and rig == "car":
-            yaw = rng.choice([0.0, math.pi]) + rng.normal(0, 0.15)
-            pitch = math.radians(rng.uniform(-5, 3))
+        if street and (rig == "car" or (rig == "pedestrian" and rng.uniform() < 0.5)):  # along the street
+            yaw = rng.choice([0.0, math.pi]) + rng.normal(0, 0.15 if rig == "car" else 0.5)
+            pitch = math.radians(rng.uniform(-5, 3) if rig == "car" else rng.uniform(-12, 8))
             return rig, eye, eye + [math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw), math.sin(pitch)]
         return rig, eye, _aim(rng, eye, objects, rig)
 
