@@ -28,6 +28,7 @@ from render.spec import CameraSpec, ObjectSpec
 
 EPS = 1e-4  # meters of overlap tolerated (touching faces, rounding of the spec's floats)
 STRUCTURE = frozenset({"wall", "floor", "ceiling", "ground", "road", "sidewalk"})
+OPENINGS = frozenset({"window", "door"})
 
 
 # ---------------------------------------------------------------- boxes
@@ -346,10 +347,11 @@ def cull_unseen(camera: CameraSpec, objects: list[ObjectSpec], max_radius: float
     Every support of a kept object is kept; supports are renumbered. Returns (kept objects, number dropped).
 
     What is out of sight costs render time and shows only in shadows and reflections; structures,
-    what hangs on walls and large objects always stay.
+    windows and doors (the frames of the walls' openings) and large objects always stay.
     """
     radii = np.array([0.5 * float(np.linalg.norm(o.size)) for o in objects])
-    keep = (radii >= max_radius) | np.array([o.semantic_class in STRUCTURE or o.hangs for o in objects])
+    keep = (radii >= max_radius) | np.array([o.semantic_class in STRUCTURE or o.semantic_class in OPENINGS
+                                             for o in objects])
     ids, _ = cast(camera, objects, *grid, proxies=proxies)
     keep[np.unique(ids[ids > 0]) - 1] = True
     for i in range(len(objects) - 1, -1, -1):  # supports come before what rests on them
