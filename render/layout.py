@@ -17,6 +17,7 @@ instances a view shows, the largest one's share of the image and the depth range
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -117,11 +118,17 @@ def _shelf_compartments(o: ObjectSpec) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def cavities(o: ObjectSpec) -> list[tuple[np.ndarray, np.ndarray]]:
     """Empty boxes inside the object's bounding box (object frame, meters): a child there does not collide."""
-    if o.shape == "shelf":
+    if o.shape not in ("shelf", "wall"):
+        return []
+    return _cavities(o.shape, tuple(o.size), tuple(sorted(o.shape_params.items())))
+
+
+@functools.lru_cache(maxsize=512)
+def _cavities(shape: str, size: tuple, params: tuple) -> list[tuple[np.ndarray, np.ndarray]]:
+    o = ObjectSpec(shape, size, (0.0, 0.0, 0.0), shape_params=dict(params))
+    if shape == "shelf":
         return _shelf_compartments(o)
-    if o.shape == "wall":
-        return [_unit_to_local(o, (x0, 0.0, z0), (x1, 1.0, z1)) for x0, x1, z0, z1 in shapes.wall_openings(o.shape_params)]
-    return []
+    return [_unit_to_local(o, (x0, 0.0, z0), (x1, 1.0, z1)) for x0, x1, z0, z1 in shapes.wall_openings(o.shape_params)]
 
 
 @dataclass(frozen=True)
