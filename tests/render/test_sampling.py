@@ -104,3 +104,42 @@ def test_a_rendered_shard_carries_the_view_columns(tmp_path):
         assert row["view_attempts"] >= 1 and row["camera_rig"]
     dist = view_distribution(stats["views"])["all"]
     assert dist["views"] == 3 and 0 <= dist["clipped_median"] <= 1
+
+
+def test_new_scenes_normals_agree_with_depth():
+    """On the new scenes' flat surfaces, the rendered normals are the normals of the rendered depth."""
+    pytest.importorskip("bpy")
+    from render import camera, shapes
+    from render.blender import BlenderRenderer, RenderSettings
+
+    renderer = BlenderRenderer(RenderSettings(rgb=False))
+    try:
+        for family in sampling.FAMILIES:
+            spec = sampling.sample_scene(sampling.scene_seed(12, 0), 64, 48, family=family)
+            res = renderer.render(spec)
+            res.depth[~np.isfinite(res.depth)] = np.nan  # sky: no point, never compared
+            pts = res.depth[..., None] * camera.pixel_rays(spec.camera.K(), 48, 64)  # camera-frame points
+            dx, dy = pts[1:-1, 2:] - pts[1:-1, :-2], pts[2:, 1:-1] - pts[:-2, 1:-1]
+            n = np.cross(dx, dy)
+            with np.errstate(invalid="ignore"):
+                n /= np.linalg.norm(n, axis=-1, keepdims=True)
+            rendered = res.normals[1:-1, 1:-1]
+            n *= np.sign(np.sum(n * rendered, -1, keepdims=True))
+            ids = res.instance
+            same = np.ones_like(ids[1:-1, 1:-1], bool)
+            for a in (-1, 0, 1):
+                for b in (-1, 0, 1):
+                    same &= ids[1 + a:ids.shape[0] - 1 + a, 1 + b:ids.shape[1] - 1 + b] == ids[1:-1, 1:-1]
+            flat = np.array([False] + [not shapes.build(o.shape, o.shape_params).smooth for o in spec.objects])
+            c = pts[1:-1, 1:-1]
+            fwd = np.cross(pts[1:-1, 2:] - c, pts[2:, 1:-1] - c)  # one-sided normals: equal on a plane,
+            back = np.cross(c - pts[1:-1, :-2], c - pts[:-2, 1:-1])  # different across a crease of one object
+            with np.errstate(invalid="ignore"):
+                cos = np.sum(fwd * back, -1) / (np.linalg.norm(fwd, axis=-1) * np.linalg.norm(back, axis=-1))
+                planar = cos > math.cos(math.radians(0.5))
+            ok = same & flat[ids[1:-1, 1:-1]] & planar & np.isfinite(res.depth[1:-1, 1:-1])
+            angle = np.degrees(np.arccos(np.clip(np.sum(n[ok] * rendered[ok], -1), -1, 1)))
+            assert ok.sum() > 200, family
+            assert np.median(angle) < 0.05 and np.percentile(angle, 99) < 0.5, (family, np.percentile(angle, [50, 99]))
+    finally:
+        renderer.close()
