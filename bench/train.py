@@ -3,6 +3,7 @@
     .venv/bin/python bench/train.py                          # debug model on CPU (fp32)
     .venv/bin/python bench/train.py --size small --batch 8   # a bigger model on CPU
     python bench/train.py --size base --batch 64 --compile both   # on an H100: bf16, compile off vs on
+    .venv/bin/python bench/train.py --model diffusers --path DIR  # a pretrained diffusers pipeline (diffusers_train.py)
 
 Per configuration it prints (1) the end-to-end rate of full optimizer steps fed by the real data
 stream (DataLoader workers decoding task shards), (2) a breakdown of one step into data wait,
@@ -166,6 +167,10 @@ def data_rate(shards: list[str], cfg: DataConfig, batches: int) -> float:
 
 
 def main() -> None:
+    if "--model" in sys.argv and sys.argv[sys.argv.index("--model") + 1:][:1] == ["diffusers"]:
+        import os  # a pretrained diffusers pipeline: bench/diffusers_train.py (--path DIR)
+
+        os.execv(sys.executable, [sys.executable, str(_HERE / "diffusers_train.py"), *sys.argv[1:]])
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", default="debug", choices=["debug", "small", "base", "large"])
     p.add_argument("--resolution", type=int, default=None, help="override the size's resolution")

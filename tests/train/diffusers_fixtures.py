@@ -91,19 +91,20 @@ def _clip_text_config(projection_dim: int | None = None):
 
 
 def write_sd_pipeline(out: Path, *, instruct_pix2pix: bool = False, prediction_type: str = "epsilon",
-                      seed: int = 0) -> Path:
-    """A tiny StableDiffusionPipeline (or InstructPix2Pix: 8-channel conv_in) at 32 px (16 px latents)."""
+                      seed: int = 0, width: int = 4, latent_size: int = 16) -> Path:
+    """A tiny StableDiffusionPipeline (or InstructPix2Pix: 8-channel conv_in) at 32 px (16 px latents);
+    `width` (UNet channels of the first block) and `latent_size` make a larger one for benchmarks."""
     from diffusers import (AutoencoderKL, DDPMScheduler, StableDiffusionInstructPix2PixPipeline,
                            StableDiffusionPipeline, UNet2DConditionModel)
     from transformers import CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(block_out_channels=(4, 8), layers_per_block=1, sample_size=16,
+    unet = UNet2DConditionModel(block_out_channels=(width, 2 * width), layers_per_block=1, sample_size=latent_size,
                                 in_channels=8 if instruct_pix2pix else 4, out_channels=4,
                                 down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
                                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
                                 norm_num_groups=2)
-    vae = AutoencoderKL(block_out_channels=[4, 8], in_channels=3, out_channels=3, sample_size=32,
+    vae = AutoencoderKL(block_out_channels=[4, 8], in_channels=3, out_channels=3, sample_size=2 * latent_size,
                         down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
                         up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"], latent_channels=4, norm_num_groups=2)
     text_encoder = CLIPTextModel(_clip_text_config()).eval()
