@@ -13,7 +13,7 @@ MAX_THREADS = 1024
 
 @dataclass(frozen=True)
 class RenderSettings:
-    samples: int = 32  # beauty-pass samples per pixel
+    samples: int = 16  # beauty-pass samples per pixel: the frontier's knee (README, bench/render_frontier.py)
     adaptive_threshold: float = 0.01  # Cycles' adaptive-sampling noise threshold (Blender's default); 0 = off
     auto_exposure: bool = True  # meter each view (render/lights.py); False: the fixed `exposure`
     exposure: float = 0.0  # EV (stops) when auto_exposure is false
