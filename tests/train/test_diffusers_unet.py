@@ -211,3 +211,37 @@ def test_kill_and_resume_gives_the_same_losses_and_another_base_is_an_error(sd_d
     state = ckpt.load_checkpoint(full.checkpoint)
     with pytest.raises(BaseModelError, match="not the base this model was trained on"):
         GeneratorConfig.from_dict({**state["config"]["model"], "path": str(sd_dirs["other"])}).build()
+
+
+def test_cached_latents_checkpointing_and_ema_copies_change_nothing_but_cost(sd_dirs):
+    import copy
+
+    data = batch()
+    plain = build(sd_dirs["sd"], train="lora", lora_rank=4)
+    torch.manual_seed(0)
+    cached = build(sd_dirs["sd"], train="lora", lora_rank=4, cache_latents=True, gradient_checkpointing=True)
+    cached.load_state_dict(plain.state_dict())
+    cached.train()
+    losses = []
+    for model in (plain, cached, cached):  # the second cached call reads every latent from the cache
+        out = model(*data, generator=torch.Generator().manual_seed(0))
+        out["loss"].backward()
+        losses.append(out["loss"].item())
+    assert len(cached._latent_cache) == 7  # 4 targets + 2 input images + the t2i rows' zero image (one entry)
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5) and losses[2] == pytest.approx(losses[0], rel=1e-5)
+    ema = copy.deepcopy(plain)  # what train.ema.EMA does: trainables copied, the frozen base shared
+    assert ema.frozen is plain.frozen
+    base = "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.base_layer.weight"
+    lora = "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.default.weight"
+    params, ema_params = dict(plain.named_parameters()), dict(ema.named_parameters())
+    assert ema_params[base] is params[base] and ema_params[lora] is not params[lora]
+
+
+def test_vistune_train_with_a_missing_pipeline_dir_is_one_line_before_work(tmp_path, task_shards, capsys):
+    from pipelines.cli import main
+
+    rc = main(["train", f"out={tmp_path / 'run'}", "model.kind=diffusers", f"model.path={tmp_path / 'sd'}",
+               f"data.shards=[{task_shards[0]}]", "train.progress=false"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is not a directory" in err and "hf download" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "checkpoints").exists()
