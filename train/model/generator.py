@@ -15,23 +15,11 @@ classic alternative. Timesteps are drawn logit-normal (SD3). Conditions are drop
 training as InstructPix2Pix does (text only, image only, both), which enables classifier-free
 guidance at sampling: v = v(I, "") + g (v(I, T) - v(I, "")), plus an optional image scale.
 
-Adapting a pretrained diffusers model (not built in; a sketch of the adapter):
+Pretrained diffusers models (`kind: diffusers`, `path: DIR`) are train/model/diffusers_base.py
+(UNet family: diffusers_unet.py; FLUX.1 Kontext: diffusers_flux.py).
 
-    @GENERATORS.register("diffusers")
-    class DiffusersGenerator(Generator):
-        def __init__(self, path, resolution):
-            from diffusers import UNet2DConditionModel, AutoencoderKL
-            self.unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", local_files_only=True)
-            self.vae = AutoencoderKL.from_pretrained(path, subfolder="vae", local_files_only=True).requires_grad_(False)
-            # InstructPix2Pix: widen conv_in from 4 to 8 input channels, new weights zero, so the
-            # input image's latents concat with the noisy latents without changing the start.
-            # Text: the pipeline's own tokenizer + text encoder (frozen) from `path`.
-        def forward(...):  encode target and image with the VAE (scaled latents), add noise with the
-                           model's scheduler (DDPM eps/v or flow-matching), MSE on its prediction target.
-        def generate(...): the scheduler's sampling loop with CFG over (image, text), VAE decode.
-
-Only `forward`, `generate` and `config_dict` are used by the loop, checkpoints and predict; the
-config must name the local directory so `load_generator` can rebuild the module before loading
+Only `forward`, `generate` and `config_dict` are used by the loop, checkpoints and predict; a
+pretrained model's config names its local directory so `load_generator` can rebuild it before loading
 the trained weights.
 """
 
