@@ -30,7 +30,7 @@ SEMANTIC_CLASSES = (
     "rock", "fence", "column", "monitor", "barrel", "box", "sphere", "cylinder", "cone", "torus",
     "capsule", "pyramid", "prism", "gear", "wedge", "plane", "object",
     # appended later (ids above stay stable): furnished rooms and streets
-    "door", "window", "picture", "book", "car", "pole", "road", "sidewalk", "bench", "sign", "desk", "pillow",
+    "door", "window", "picture", "book", "car", "pole", "road", "sidewalk", "bench", "sign", "desk",
 )
 
 
