@@ -115,3 +115,25 @@ def test_export_writes_a_kontext_pipeline_that_runs_with_an_image_and_a_prompt(f
     out = pipe(image=image, prompt="estimate depth", height=32, width=32, num_inference_steps=2, output_type="np",
                _auto_resize=False, max_area=32 * 32, max_sequence_length=32, generator=torch.Generator().manual_seed(0)).images
     assert out.shape == (1, 32, 32, 3) and np.isfinite(out).all()
+
+
+def test_lora_only_export_reloads_onto_the_kontext_base(flux_dir, tmp_path):
+    from diffusers import FluxKontextPipeline
+
+    m = build(flux_dir, train="lora", lora_rank=4, lora_alpha=8.0)
+    with torch.no_grad():
+        for name, p in m.transformer.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)
+    x = torch.randn(1, 16, 4)
+    kw = dict(timestep=torch.tensor([0.3]), pooled_projections=torch.randn(1, 32),
+              encoder_hidden_states=torch.randn(1, 8, 32), txt_ids=torch.zeros(8, 3),
+              img_ids=position_ids(8, 8, 0, torch.device("cpu"), torch.float32), return_dict=False)
+    m.export(tmp_path / "lora", lora_only=True)
+    pipe = FluxKontextPipeline.from_pretrained(str(flux_dir), local_files_only=True)
+    with torch.no_grad():
+        base = pipe.transformer(hidden_states=x, **kw)[0]
+        pipe.load_lora_weights(str(tmp_path / "lora"))
+        tuned = m.transformer(hidden_states=x, **kw)[0]
+        torch.testing.assert_close(pipe.transformer(hidden_states=x, **kw)[0], tuned, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(base, tuned, atol=1e-3)
