@@ -117,8 +117,9 @@ def _shelf_compartments(o: ObjectSpec) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def cavities(o: ObjectSpec) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Empty boxes inside the object's bounding box (object frame, meters): a child there does not collide."""
-    if o.shape not in ("shelf", "wall"):
+    """Empty boxes inside the object's bounding box (object frame, meters): shelf compartments, wall
+    openings, a plate's well. A child whose part inside the bounding box lies in one does not collide."""
+    if o.shape not in ("shelf", "wall", "plate"):
         return []
     return _cavities(o.shape, tuple(o.size), tuple(sorted(o.shape_params.items())))
 
@@ -128,6 +129,9 @@ def _cavities(shape: str, size: tuple, params: tuple) -> list[tuple[np.ndarray, 
     o = ObjectSpec(shape, size, (0.0, 0.0, 0.0), shape_params=dict(params))
     if shape == "shelf":
         return _shelf_compartments(o)
+    if shape == "plate":  # the square inscribed in the well's flat floor (radius 0.8 (1 - rim) of the plate's)
+        h = 0.8 * (1 - o.shape_params.get("rim", 0.25)) * 0.5 / math.sqrt(2)
+        return [_unit_to_local(o, (0.5 - h, 0.5 - h, 0.5), (0.5 + h, 0.5 + h, 1.0))]
     return [_unit_to_local(o, (x0, 0.0, z0), (x1, 1.0, z1)) for x0, x1, z0, z1 in shapes.wall_openings(o.shape_params)]
 
 
@@ -157,18 +161,22 @@ def surfaces(o: ObjectSpec) -> list[Surface]:
     if o.shape == "table" and o.shape_params.get("round", 0):
         r = min(sx, sy) / 2 / math.sqrt(2)  # the square inscribed in the round top
         return [Surface(sz / 2, (-r, r), (-r, r), math.inf)]
+    if o.shape == "plate":  # the flat floor of its well, halfway up (render/shapes.py `_plate`)
+        (lo, hi), = cavities(o)
+        return [Surface(float(lo[2]), (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1])), math.inf)]
     return [top]
 
 
 def inside_cavity(child: ObjectSpec, parent: ObjectSpec, eps: float = EPS) -> bool:
-    """Does `child`'s box lie wholly inside one of `parent`'s cavities?"""
-    if parent.shape not in ("shelf", "wall"):
+    """Does the part of `child`'s box inside `parent`'s lie wholly in one of `parent`'s cavities?"""
+    if parent.shape not in ("shelf", "wall", "plate"):
         return False
     holes = cavities(parent)
     if not holes:
         return False
     pts = to_local(parent, corners(child))
-    lo_pts, hi_pts = pts.min(0), pts.max(0)
+    half = np.asarray(parent.size, float) / 2
+    lo_pts, hi_pts = np.maximum(pts.min(0), -half), np.minimum(pts.max(0), half)
     return any(np.all(lo_pts >= lo - eps) and np.all(hi_pts <= hi + eps) for lo, hi in holes)
 
 

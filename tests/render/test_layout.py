@@ -51,6 +51,12 @@ def test_cavities_shelf_compartments_and_wall_openings():
                 cls="door", shape="door")
     assert layout.boxes_overlap(wall, door) and not layout.collide(wall, door)
     assert layout.collide(wall, _box((0.5, 0.5, 0.5), (1.5, 0, 1.0)))  # solid part of the wall
+    plate = _box((0.28, 0.28, 0.03), (0, 0, 0.8), shape="plate", cls="plate", params={"rim": 0.25, "lift": 0.6})
+    well = layout.surfaces(plate)[0]
+    assert well.z == pytest.approx(0.0) and 0.05 < well.x[1] < 0.07  # halfway up, the well's inscribed square
+    mug = _box((0.1, 0.08, 0.1), (0, 0, 0.8 + 0.05 + 0.0005), cls="mug", shape="mug")
+    assert layout.boxes_overlap(plate, mug) and not layout.collide(plate, mug)  # its foot sits in the well
+    assert layout.collide(plate, _box((0.1, 0.08, 0.1), (0.1, 0, 0.8 + 0.05 + 0.0005), cls="mug", shape="mug"))
 
 
 def test_no_interpenetration_in_sampled_layouts(drafts):
