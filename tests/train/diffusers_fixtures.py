@@ -142,3 +142,43 @@ def write_flux_kontext_pipeline(out: Path, seed: int = 0) -> Path:
                                transformer=transformer)
     pipe.save_pretrained(out)
     return out
+
+
+SD15_UNET = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+                 block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
+                 down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                 up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
+SD15_VAE = dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4, sample_size=512,
+                down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                scaling_factor=0.18215)
+SD15_CLIP = dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12,
+                 max_position_embeddings=77, vocab_size=49408, hidden_act="quick_gelu", projection_dim=768)
+
+
+def sd15_shaped_models() -> tuple:
+    """(UNet, VAE, CLIP text encoder) with Stable Diffusion 1.5's published shapes, random weights
+    (throughput and memory on a GPU machine without downloads; build under torch.device("meta")
+    to count parameters without allocating)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return (UNet2DConditionModel(**SD15_UNET), AutoencoderKL(**SD15_VAE),
+            CLIPTextModel(CLIPTextConfig(**SD15_CLIP)).eval())
+
+
+def write_sd15_shaped_pipeline(out: Path, seed: int = 0) -> Path:
+    """A StableDiffusionPipeline of SD 1.5's shapes with random weights (~4 GB fp32), 512 px native,
+    tokenized by the small local vocabulary (77 tokens)."""
+    from diffusers import DDPMScheduler, StableDiffusionPipeline
+    from transformers import CLIPTokenizer
+
+    torch.manual_seed(seed)
+    unet, vae, text_encoder = sd15_shaped_models()
+    tokenizer = CLIPTokenizer.from_pretrained(write_clip_tokenizer(out.parent / f"{out.name}-tokenizer"),
+                                              model_max_length=77)
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
+                              beta_end=0.012, clip_sample=False, steps_offset=1)
+    StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                            safety_checker=None, feature_extractor=None,
+                            requires_safety_checker=False).save_pretrained(out)
+    return out
