@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
+import json
 import os
 import random
 from dataclasses import dataclass
@@ -45,6 +47,9 @@ RESIZE_MODES = ("resize", "error")
 # Vision tasks whose truth can be undefined at a pixel: depth (+inf: no surface hit, NaN:
 # invalid) and normals (NaN). With `loss_mask`, those pixels carry no loss.
 MASKED_TASKS = ("depth", "normals")
+# Tasks whose answer mirrors with the image (data.hflip). Referring expressions and edits may say
+# "left" or "right", text-to-image has no input image to mirror with: never flipped.
+FLIP_TASKS = ("depth", "normals", "semantic", "instance")
 
 
 class BatchError(ValueError):
@@ -122,9 +127,36 @@ def defined_pixels(ts: TaskSample, target: np.ndarray) -> np.ndarray:
     return finite.astype(np.uint8)
 
 
-def prepare(ts: TaskSample, resolution: int, resize: str = "error", loss_mask: bool = False) -> dict[str, Any]:
+def flip_decision(key: str, position: Any, p: float) -> bool:
+    """Deterministic coin for data.hflip: a hash of the sample key and its stream position (which
+    moves every epoch), so a resumed run flips exactly what the uninterrupted one would."""
+    if p <= 0.0:
+        return False
+    digest = hashlib.blake2b(f"{key}|{json.dumps(position, sort_keys=True)}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2.0**64 < p
+
+
+def mirror(ts: TaskSample, target: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The left-right mirror of a (target, input) pair (H, W, 3 uint8) of a FLIP_TASKS sample.
+
+    Depth, semantic and instance colors mirror as pixels (instance ids are ordered by area, which
+    a mirror keeps). A camera-frame normal's x component changes sign: decoded, negated and
+    re-encoded through the sample's own codec (undefined pixels stay undefined)."""
+    if ts.task not in FLIP_TASKS:
+        raise BatchError(f"sample {ts.key!r}: {ts.task} targets do not mirror with the image")
+    target, image = target[:, ::-1], image[:, ::-1]
+    if ts.task == "normals":
+        codec = codecs.cached_from_spec(ts.meta["codec"])
+        n = codec.decode(np.ascontiguousarray(target))
+        n[..., 0] *= -1.0
+        target = codec.encode(n)
+    return np.ascontiguousarray(target), np.ascontiguousarray(image)
+
+
+def prepare(ts: TaskSample, resolution: int, resize: str = "error", loss_mask: bool = False,
+            flip: bool = False) -> dict[str, Any]:
     """A TaskSample -> uint8 CHW arrays at the model resolution plus its text fields (and, with
-    `loss_mask`, the per-pixel loss weight of depth and normals targets)."""
+    `loss_mask`, the per-pixel loss weight of depth and normals targets; with `flip`, mirrored)."""
     if ts.task not in TASK_GROUPS:
         raise BatchError(f"sample {ts.key!r}: unknown task {ts.task!r}; known: {list(TASKS)}")
     for name, arr in (("target", ts.target), ("input", ts.input)):
@@ -139,6 +171,8 @@ def prepare(ts: TaskSample, resolution: int, resize: str = "error", loss_mask: b
         raise BatchError(f"sample {ts.key!r}: input {ts.input.shape[:2]} and target {ts.target.shape[:2]} sizes differ")
     target = fit(ts.target, resolution, nearest=nearest_target(ts.task))
     image = np.zeros_like(target) if ts.input is None else fit(ts.input, resolution, nearest=False)
+    if flip:
+        target, image = mirror(ts, target, image)
     weight = defined_pixels(ts, target) if loss_mask and ts.task in MASKED_TASKS else None
     return {"key": ts.key, "task": ts.task, "prompt": ts.prompt, "has_image": ts.input is not None,
             "target": np.ascontiguousarray(target.transpose(2, 0, 1)),
@@ -167,12 +201,15 @@ class DataConfig:
     tasks: tuple[str, ...] | None = None  # keep only these tasks (e.g. generation for pre-training)
     prefetch: int = 2
     loss_mask: bool = False               # depth/normals pixels with undefined truth carry no loss
+    hflip: float = 0.0                    # chance to mirror a FLIP_TASKS sample left-right (augmentation)
 
     def __post_init__(self) -> None:
         if self.resize not in RESIZE_MODES:
             raise ValueError(f"data.resize {self.resize!r} not in {list(RESIZE_MODES)}")
         if self.batch_size < 1 or self.num_workers < 0:
             raise ValueError(f"data.batch_size must be >= 1 and num_workers >= 0, got {self.batch_size}, {self.num_workers}")
+        if not 0.0 <= self.hflip <= 1.0:
+            raise ValueError(f"data.hflip must be a probability in [0, 1], got {self.hflip}")
         unknown = sorted(set(self.tasks or ()) - set(TASKS))
         if unknown:
             raise ValueError(f"data.tasks {unknown} not in {list(TASKS)}")
@@ -199,7 +236,8 @@ class TaskBatchDataset(IterableDataset):
             ts = from_sample(raw, with_raw=False)
             if self.cfg.tasks is not None and ts.task not in self.cfg.tasks:
                 continue
-            items.append(prepare(ts, self.cfg.resolution, self.cfg.resize, self.cfg.loss_mask))
+            flip = ts.task in FLIP_TASKS and flip_decision(ts.key, raw.get("__position__"), self.cfg.hflip)
+            items.append(prepare(ts, self.cfg.resolution, self.cfg.resize, self.cfg.loss_mask, flip))
             if len(items) == self.cfg.batch_size:
                 yield collate(items, stream, raw.get("__position__"))
                 items = []

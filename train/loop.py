@@ -65,6 +65,7 @@ class TrainConfig:
     resize: str = "error"           # samples at another resolution: error (named) | resize (crop + resample)
     tasks: tuple[str, ...] | None = None  # train on these tasks only (pre-training: ("t2i", "edit"))
     loss_mask: bool = True          # depth/normals pixels whose truth is undefined (sky, invalid) carry no loss
+    hflip: float = 0.0              # chance to mirror a depth/normals/semantic/instance sample (train/data.py)
     optim: OptimConfig = field(default_factory=OptimConfig)
     ema_decay: float = 0.999
     precision: str = "auto"         # auto: bf16 autocast on GPU, fp32 on CPU
@@ -96,7 +97,8 @@ class TrainConfig:
 
     def data_config(self, resolution: int) -> DataConfig:
         return DataConfig(resolution=resolution, batch_size=self.batch_size, num_workers=self.num_workers,
-                          resize=self.resize, tasks=self.tasks, loss_mask=self.loss_mask)
+                          resize=self.resize, tasks=self.tasks, loss_mask=self.loss_mask,
+                          hflip=self.hflip)
 
 
 @dataclass

@@ -159,3 +159,41 @@ def test_loss_mask_zeroes_undefined_depth_and_normal_pixels_only():
         losses.append(out["per_sample"])
     assert torch.equal(losses[0], losses[1])
     assert not torch.allclose(losses[0][0], losses[2][0])
+
+
+def test_hflip_mirrors_depth_pixels_and_negates_the_x_of_normals():
+    """A mirrored sample is the sample of the mirrored scene: depth colors move with their pixel, a
+    camera-frame normal's x changes sign (within the codec's rounding), undefined normals stay
+    undefined, and the input photo mirrors with its target."""
+    from train.data import FLIP_TASKS, flip_decision, mirror
+
+    ds = depth_sample("d", 32, 3)
+    flipped = prepare(ds, 32, flip=True)
+    plain = prepare(ds, 32)
+    assert np.array_equal(flipped["target"], plain["target"][:, :, ::-1])
+    assert np.array_equal(flipped["image"], plain["image"][:, :, ::-1])
+
+    rng = np.random.default_rng(0)
+    n = rng.normal(size=(32, 32, 3)).astype(np.float32)
+    n[..., 2] = -np.abs(n[..., 2])
+    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    n[:4] = np.nan
+    ncodec = codecs.get("normals")
+    ns = TaskSample(key="n", task="normals", target=ncodec.encode(n), prompt="normals",
+                    meta={"codec": codecs.spec(ncodec), "split": "train"}, input=ds.input)
+    got = ncodec.decode(prepare(ns, 32, flip=True)["target"].transpose(1, 2, 0))
+    want = n[:, ::-1] * np.array([-1.0, 1.0, 1.0], np.float32)
+    assert np.array_equal(np.isnan(got).all(-1), np.isnan(want).all(-1))
+    ok = ~np.isnan(want).all(-1)
+    angle = np.degrees(np.arccos(np.clip((got[ok] * want[ok]).sum(-1), -1, 1)))
+    assert angle.max() < 1.0
+
+    with pytest.raises(BatchError, match="do not mirror"):
+        mirror(t2i_sample("t", 32, 1), np.zeros((32, 32, 3), np.uint8), np.zeros((32, 32, 3), np.uint8))
+    assert "referring" not in FLIP_TASKS and "edit" not in FLIP_TASKS
+    coins = [flip_decision(f"k{i}", {"epoch": 0, "index": i}, 0.5) for i in range(2000)]
+    assert 0.45 < np.mean(coins) < 0.55                                      # a fair coin ...
+    assert coins == [flip_decision(f"k{i}", {"epoch": 0, "index": i}, 0.5) for i in range(2000)]  # ... replayable
+    assert not any(flip_decision(f"k{i}", None, 0.0) for i in range(100))
+    with pytest.raises(ValueError, match="hflip"):
+        DataConfig(resolution=32, batch_size=2, hflip=1.5)

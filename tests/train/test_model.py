@@ -98,3 +98,24 @@ def test_pretrained_text_encoder_from_a_local_dir(tmp_path):
     assert model.text.proj.weight.grad is not None
     with pytest.raises(ValueError, match="cannot load a pretrained text encoder"):
         GeneratorConfig(size="debug", text_pretrained=str(tmp_path / "missing")).build()
+
+
+def test_conv_stem_and_head_start_closed_and_all_train():
+    """model.conv adds a full-resolution conv stem and residual head: a fresh model still predicts a
+    constant (the head's last conv and the transformer's output start at zero), every parameter gets a
+    gradient once the output opens, and a config without the key (older checkpoints) builds none."""
+    model = GeneratorConfig(size="debug", conv=8).build()
+    assert model.dit.stem[0].out_channels == 8 and model.dit.head[-1].out_channels == 3
+    assert not hasattr(GeneratorConfig(size="debug").build().dit, "stem")
+    assert build_generator({"size": "debug"}).cfg.resolved().conv == 0
+    target, image, has, prompts = _inputs()
+    tokens, mask = model._encode_text(prompts)
+    t = torch.full((3,), 0.5)
+    out = model.dit(target, t, image, has, tokens[:-1], mask[:-1])
+    assert torch.equal(out, torch.zeros_like(out))
+    for p in model.dit.proj_out.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    loss = model(target, image, has, prompts, generator=torch.Generator().manual_seed(1))["loss"]
+    loss.backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
+    assert model.dit.head[-1].weight.grad.abs().sum() > 0

@@ -7,6 +7,14 @@ prompt (DiT), cross-attention to the prompt tokens (PixArt-alpha), RMS-normalize
 keys (SD3: keeps attention logits bounded in bf16). Fixed 2-D sin-cos positions. The final
 projection and all gates start at zero, so a fresh model predicts a constant.
 
+`conv > 0` adds a full-resolution convolutional stem and head around the transformer (a one-level
+U-Net skip): two 3x3 convs turn the input pixels into `conv` feature maps that feed the patch
+embedding, and a residual 3x3 head refines the unpatchified output from those same maps. A p x p
+patch token of a small model cannot carry a patch's edges; the skip hands them to the output, so
+dense answers (depth, normals) follow object boundaries instead of the patch grid (early
+convolutions help ViTs, Xiao et al. 2021; U-ViT's long skips, Bao et al. 2023). The head's last conv
+starts at zero, so a fresh model still predicts a constant.
+
 Pure torch: no distributed code here (train/distributed.py wraps the model).
 """
 
@@ -29,6 +37,7 @@ class DiTConfig:
     heads: int = 2
     mlp_ratio: float = 4.0
     out_channels: int = 3
+    conv: int = 0  # channels of the full-resolution conv stem and head (0: patch embedding only)
 
     def __post_init__(self) -> None:
         if self.resolution % self.patch:
@@ -122,7 +131,15 @@ class DiT(nn.Module):
         super().__init__()
         self.cfg = cfg
         d, p = cfg.dim, cfg.patch
-        self.patch_embed = nn.Conv2d(cfg.in_channels, d, kernel_size=p, stride=p)
+        c_in = cfg.in_channels
+        if cfg.conv:
+            k = cfg.conv
+            self.stem = nn.Sequential(nn.Conv2d(c_in, k, 3, padding=1), nn.GELU(approximate="tanh"),
+                                      nn.Conv2d(k, k, 3, padding=1), nn.GELU(approximate="tanh"))
+            self.head = nn.Sequential(nn.Conv2d(k + cfg.out_channels, k, 3, padding=1),
+                                      nn.GELU(approximate="tanh"), nn.Conv2d(k, cfg.out_channels, 3, padding=1))
+            c_in = k
+        self.patch_embed = nn.Conv2d(c_in, d, kernel_size=p, stride=p)
         self.register_buffer("pos", sincos_2d(cfg.resolution // p, d)[None], persistent=False)
         self.t_embed = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
         self.text_in = nn.Linear(text_dim, d)
@@ -147,6 +164,9 @@ class DiT(nn.Module):
         for layer in (self.ada_out[1], self.proj_out):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+        if self.cfg.conv:  # convs keep torch's default init; the head's residual starts closed
+            nn.init.zeros_(self.head[-1].weight)
+            nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, image: torch.Tensor, has_image: torch.Tensor,
                 text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
@@ -156,7 +176,8 @@ class DiT(nn.Module):
             raise ValueError(f"DiT built for {r}x{r} images got {h}x{w}")
         flag = has_image.to(x_t.dtype)[:, None, None, None]
         x = torch.cat([x_t, image * flag, flag.expand(b, 1, h, w)], dim=1)
-        x = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos
+        feats = self.stem(x) if self.cfg.conv else None
+        x = self.patch_embed(x if feats is None else feats).flatten(2).transpose(1, 2) + self.pos
         ctx = self.text_in(text)
         m = text_mask.to(ctx.dtype)[..., None]
         pooled = (ctx * m).sum(1) / m.sum(1).clamp_min(1.0)
@@ -167,4 +188,7 @@ class DiT(nn.Module):
         x = self.proj_out(modulate(self.norm_out(x), shift, scale))
         g = r // p  # unpatchify: (B, g*g, p*p*C) -> (B, C, H, W)
         x = x.view(b, g, g, p, p, self.cfg.out_channels).permute(0, 5, 1, 3, 2, 4)
-        return x.reshape(b, self.cfg.out_channels, h, w)
+        x = x.reshape(b, self.cfg.out_channels, h, w)
+        if feats is not None:
+            x = x + self.head(torch.cat([x, feats], dim=1))
+        return x

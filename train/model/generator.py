@@ -68,6 +68,7 @@ class GeneratorConfig:
     text_depth: int | None = None
     text_heads: int | None = None
     text_max_len: int | None = None
+    conv: int | None = None          # channels of the DiT's full-resolution conv stem and head (0: none)
     text_pretrained: str | None = None  # local dir of a transformers text model (frozen); None: trainable bytes
     prediction: str = "x"
     t_mean: float | None = None      # logit-normal timestep sampling: t = sigmoid(t_mean + t_std * N(0, 1))
@@ -106,7 +107,7 @@ class GeneratorConfig:
     def resolved(self) -> "GeneratorConfig":
         if self.kind != "flow_dit":  # a pretrained model: its own architecture and native resolution
             return self
-        preset = {"t_mean": 0.0, "sample_shift": 1.0, **SIZES[self.size]}
+        preset = {"t_mean": 0.0, "sample_shift": 1.0, "conv": 0, **SIZES[self.size]}
         return dataclasses.replace(self, **{k: v for k, v in preset.items() if getattr(self, k) is None})
 
     @classmethod
@@ -149,7 +150,7 @@ class FlowDiTGenerator(Generator):
         self.text = TextEncoderConfig(dim=cfg.text_dim, depth=cfg.text_depth, heads=cfg.text_heads,
                                       max_len=cfg.text_max_len, pretrained=cfg.text_pretrained).build(cfg.text_dim)
         self.dit = DiTConfig(resolution=cfg.resolution, patch=cfg.patch, dim=cfg.dim, depth=cfg.depth,
-                             heads=cfg.heads).build(text_dim=cfg.text_dim)
+                             heads=cfg.heads, conv=cfg.conv).build(text_dim=cfg.text_dim)
 
     def config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.cfg)
