@@ -119,6 +119,39 @@ def write_sd_pipeline(out: Path, *, instruct_pix2pix: bool = False, prediction_t
     return out
 
 
+def write_sdxl_pipeline(out: Path, *, instruct_pix2pix: bool = False, seed: int = 0) -> Path:
+    """A tiny StableDiffusionXLPipeline (or SDXL InstructPix2Pix: 8-channel conv_in), diffusers' own SDXL
+    InstructPix2Pix test config (text_time added embedding: 6 x 8 time ids + 32 pooled = 80; two
+    32-wide CLIP encoders concatenated to cross_attention_dim 64) at 32 px (16 px latents)."""
+    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLInstructPix2PixPipeline,
+                           StableDiffusionXLPipeline, UNet2DConditionModel)
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=2, sample_size=16,
+                                in_channels=8 if instruct_pix2pix else 4, out_channels=4,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
+                                use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+                                transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80,
+                                cross_attention_dim=64)
+    vae = AutoencoderKL(block_out_channels=[4, 8], in_channels=3, out_channels=3, sample_size=32,
+                        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+                        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"], latent_channels=4, norm_num_groups=2,
+                        scaling_factor=0.13025)
+    config = _clip_text_config(projection_dim=32)
+    config.hidden_act = "gelu"
+    text_encoder = CLIPTextModel(config).eval()
+    text_encoder_2 = CLIPTextModelWithProjection(config).eval()
+    tokenizer = CLIPTokenizer.from_pretrained(write_clip_tokenizer(out.parent / f"{out.name}-tokenizer"))
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, steps_offset=1, beta_schedule="scaled_linear",
+                                       timestep_spacing="leading")
+    cls = StableDiffusionXLInstructPix2PixPipeline if instruct_pix2pix else StableDiffusionXLPipeline
+    cls(vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer, tokenizer_2=tokenizer,
+        unet=unet, scheduler=scheduler, add_watermarker=False).save_pretrained(out)
+    return out
+
+
 def write_flux_kontext_pipeline(out: Path, seed: int = 0) -> Path:
     """A tiny FluxKontextPipeline (diffusers' test config): 32 px images, latent channels 1 (packed 4)."""
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel

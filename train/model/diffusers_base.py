@@ -5,7 +5,8 @@
 `model.path` is a local diffusers pipeline directory (`model_index.json` plus one folder per
 component), loaded with `local_files_only=True`; nothing is downloaded. The family is read from
 the pipeline class in `model_index.json`:
-- UNet (StableDiffusion, InstructPix2Pix, Marigold): train/model/diffusers_unet.py;
+- UNet (StableDiffusion, InstructPix2Pix, Marigold): train/model/diffusers_unet.py; SDXL (its
+  two text encoders and added time ids): train/model/diffusers_sdxl.py;
 - flow transformer (FLUX.1 Kontext): train/model/diffusers_flux.py.
 
 What the loop and checkpoints see: the denoiser (UNet / transformer, with its LoRA adapters) is
@@ -39,25 +40,26 @@ FAMILIES = {
     "StableDiffusionPipeline": "unet", "StableDiffusionInstructPix2PixPipeline": "unet",
     "StableDiffusionImg2ImgPipeline": "unet", "MarigoldDepthPipeline": "unet", "MarigoldNormalsPipeline": "unet",
     "MarigoldIntrinsicsPipeline": "unet",
+    "StableDiffusionXLPipeline": "sdxl", "StableDiffusionXLInstructPix2PixPipeline": "sdxl",
     "FluxKontextPipeline": "flux", "FluxPipeline": "flux",
 }
 # families recognised but not built yet: a clear error instead of a wrong model
 UNSUPPORTED = {
-    "StableDiffusionXLPipeline": "SDXL (two text encoders and add_time_ids) is not supported yet",
-    "StableDiffusionXLInstructPix2PixPipeline": "SDXL (two text encoders and add_time_ids) is not supported yet",
     "QwenImageEditPipeline": "Qwen-Image-Edit is not supported yet",
 }
 # components each family needs: name -> "model" (config + weights) | "tokenizer" | "scheduler"
 COMPONENTS = {
     "unet": {"unet": "model", "vae": "model", "text_encoder": "model", "tokenizer": "tokenizer",
              "scheduler": "scheduler"},
+    "sdxl": {"unet": "model", "vae": "model", "text_encoder": "model", "text_encoder_2": "model",
+             "tokenizer": "tokenizer", "tokenizer_2": "tokenizer", "scheduler": "scheduler"},
     "flux": {"transformer": "model", "vae": "model", "text_encoder": "model", "text_encoder_2": "model",
              "tokenizer": "tokenizer", "tokenizer_2": "tokenizer", "scheduler": "scheduler"},
 }
 DOWNLOAD_HINT = ("download the whole pipeline on a connected machine, e.g. `hf download "
                  "timbrooks/instruct-pix2pix --local-dir DIR` (or stable-diffusion-v1-5/stable-diffusion-v1-5, "
-                 "stabilityai/stable-diffusion-2, black-forest-labs/FLUX.1-Kontext-dev), copy DIR here and pass "
-                 "model.path=DIR")
+                 "stabilityai/stable-diffusion-2, stabilityai/stable-diffusion-xl-base-1.0, "
+                 "black-forest-labs/FLUX.1-Kontext-dev), copy DIR here and pass model.path=DIR")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
 TRAIN_MODES = ("full", "lora")
 
@@ -86,7 +88,7 @@ def read_model_index(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def family_of(path: str | os.PathLike) -> str:
-    """'unet' | 'flux' from the pipeline class; ModelDirError for unsupported classes."""
+    """'unet' | 'sdxl' | 'flux' from the pipeline class; ModelDirError for unsupported classes."""
     name = read_model_index(path).get("_class_name")
     if name in UNSUPPORTED:
         raise ModelDirError(f"model.path {str(path)!r}: {name}: {UNSUPPORTED[name]}")
@@ -372,6 +374,10 @@ def build_diffusers(cfg: GeneratorConfig) -> Generator:
         from train.model.diffusers_flux import FluxKontextGenerator
 
         return FluxKontextGenerator(cfg)
+    if family == "sdxl":
+        from train.model.diffusers_sdxl import SDXLGenerator
+
+        return SDXLGenerator(cfg)
     from train.model.diffusers_unet import UNetGenerator
 
     return UNetGenerator(cfg)

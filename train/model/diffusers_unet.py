@@ -52,15 +52,12 @@ class UNetGenerator(DiffusersGenerator):
     def __init__(self, cfg: GeneratorConfig) -> None:
         super().__init__(cfg)
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-        from transformers import AutoTokenizer, CLIPTextModel
 
         path = self.cfg.path
         load = dict(local_files_only=True)
         self.unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", **load)
         vae = AutoencoderKL.from_pretrained(path, subfolder="vae", **load).requires_grad_(False).eval()
-        text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **load).requires_grad_(False).eval()
-        tokenizer = AutoTokenizer.from_pretrained(path, subfolder="tokenizer", **load)
-        self.__dict__["_frozen"] = _Frozen(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer)
+        self.__dict__["_frozen"] = _Frozen(vae=vae, **self.load_text_parts(path))
         self.scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler", **load)
         self.prediction = self.scheduler.config.prediction_type
         if self.prediction not in ("epsilon", "v_prediction"):
@@ -77,7 +74,20 @@ class UNetGenerator(DiffusersGenerator):
         self.resolution = cfg.resolution or self.unet.config.sample_size * self.vae_scale
         if self.resolution % (self.vae_scale * 2 ** (len(self.unet.config.block_out_channels) - 1)):
             raise ValueError(f"model.resolution {self.resolution} is not a multiple of the UNet's downsampling")
+        self.check_conditioning()
         self._finish_setup(widened)
+
+    def check_conditioning(self) -> None:
+        """Hook: the UNet takes what conditions() gives (SDXL's added embedding); ModelDirError if not."""
+
+    def load_text_parts(self, path: str) -> dict[str, Any]:
+        """The frozen tokenizer(s) and text encoder(s), by pipeline component name."""
+        from transformers import AutoTokenizer, CLIPTextModel
+
+        load = dict(local_files_only=True)
+        return {"text_encoder": CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **load)
+                .requires_grad_(False).eval(),
+                "tokenizer": AutoTokenizer.from_pretrained(path, subfolder="tokenizer", **load)}
 
     # -- conditions ----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -88,6 +98,14 @@ class UNetGenerator(DiffusersGenerator):
             ids = tok(list(prompts) + [""], padding="max_length", max_length=tok.model_max_length,
                       truncation=True, return_tensors="pt").input_ids.to(enc.device)
             return enc(ids)[0]
+
+    def conditions(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        """The UNet's text inputs for the prompts and the null condition (last row), by keyword."""
+        return {"encoder_hidden_states": self.encode_text(prompts)}
+
+    def denoise(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The UNet's prediction for (noisy latents ++ image latents, timesteps, conditions)."""
+        return self.unet(x, t, cond["encoder_hidden_states"]).sample
 
     def latents(self, target: torch.Tensor, image: torch.Tensor, keep_image: torch.Tensor,
                 generator: torch.Generator | None) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -110,14 +128,14 @@ class UNetGenerator(DiffusersGenerator):
                 generator: torch.Generator, weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         b, dev = target.shape[0], target.device
         drop_text, drop_image = self.dropout(b, generator, dev)
-        hidden = self.encode_text(prompts)
-        hidden = torch.where(drop_text[:, None, None], hidden[-1:], hidden[:-1])
+        cond = {k: torch.where(drop_text.view(-1, *[1] * (v.dim() - 1)), v[-1:], v[:-1])
+                for k, v in self.conditions(prompts).items()}
         lat, img = self.latents(target, image, has_image.to(dev) & ~drop_image, generator)
         noise = torch.randn(lat.shape, generator=generator, device=dev, dtype=lat.dtype)
         t = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator, device=dev)
         noisy = self.scheduler.add_noise(lat, noise, t)
         with self._timed("denoiser"):
-            pred = self.unet(torch.cat([noisy, img], dim=1), t, hidden).sample
+            pred = self.denoise(torch.cat([noisy, img], dim=1), t, cond)
             goal = noise if self.prediction == "epsilon" else self.scheduler.get_velocity(lat, noise, t)
             per_sample = self.masked_mean((pred.float() - goal.float()).square(), self.latent_weight(weight))
         return {"loss": per_sample.mean(), "per_sample": per_sample.detach()}
@@ -137,8 +155,9 @@ class UNetGenerator(DiffusersGenerator):
     def generate(self, image: torch.Tensor, has_image: torch.Tensor, prompts: list[str], steps: int,
                  guidance: float, noise: torch.Tensor, image_guidance: float = 1.0) -> torch.Tensor:
         b, dev = noise.shape[0], noise.device
-        hidden = self.encode_text(prompts)
-        cond, null = hidden[:-1], hidden[-1:].expand(b, -1, -1)
+        both = self.conditions(prompts)
+        cond = {k: v[:-1] for k, v in both.items()}
+        null = {k: v[-1:].expand(b, *v.shape[1:]) for k, v in both.items()}
         _, img = self.latents(None, image, has_image.to(dev), None)
         # branches: (image, text); (image, "") for text guidance; ("", "") for image guidance
         branches = [(img, cond)]
@@ -147,12 +166,13 @@ class UNetGenerator(DiffusersGenerator):
         if image_guidance != 1.0:
             branches.append((torch.zeros_like(img), null))
         n = len(branches)
-        img_in, txt_in = torch.cat([br[0] for br in branches]), torch.cat([br[1] for br in branches])
+        img_in = torch.cat([br[0] for br in branches])
+        txt_in = {k: torch.cat([br[1][k] for br in branches]) for k in cond}
         sched = self.sampler(steps)
         x = self.latent_noise(noise, self.latent_channels) * sched.init_noise_sigma
         for t in sched.timesteps:
             x_in = sched.scale_model_input(x.repeat(n, 1, 1, 1), t)
-            e = self.unet(torch.cat([x_in, img_in], dim=1), t.to(dev), txt_in).sample.chunk(n)
+            e = self.denoise(torch.cat([x_in, img_in], dim=1), t.to(dev), txt_in).chunk(n)
             if n == 1:
                 pred = e[0]
             elif n == 2:
