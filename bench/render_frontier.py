@@ -1,6 +1,7 @@
 """RGB quality per second: the preset frontier, the cost of the new materials, and the look of the views.
 
-    python bench/render_frontier.py frontier [--size 128] [--scenes 3] [--ref-spp 1024]
+    python bench/render_frontier.py frontier [--size 128] [--scenes 3] [--ref-spp 1024] [--families tabletop]
+                                             [--presets all|core]
     python bench/render_frontier.py cost [--size 64] [--scenes 6] [--smoke-spp 8]
     python bench/render_frontier.py views [--views 40] [--width 128 --height 96]
 
@@ -10,7 +11,9 @@ frontier: for a few sampled scenes (one per family per round, as the sampler mak
     default) rendered at the reference's metered exposure (so only noise and bias differ):
     PSNR and SSIM of the 8-bit sRGB images against the reference, and seconds per scene (the bpy
     render call, one Cycles thread: how render workers run). Presets on the Pareto front (no
-    other preset both faster and better in PSNR) are marked.
+    other preset both faster and better in PSNR) are marked. `--families` limits the scenes to
+    some families, `--presets core` to the denoised sample counts 4-64 and 8 / 32 spp without the
+    denoiser (at 512 px a room's 1,024-spp reference alone takes over an hour on one core).
 cost: RGB seconds per scene at `--size` with the smoke preset's samples for the same sampled
     scenes in three variants, back to back per scene (order alternating): the old flat/checker
     materials with the old lighting rules (`legacy_material`, `legacy_light`), the new procedural
@@ -42,8 +45,11 @@ from render.settings import RenderSettings  # noqa: E402
 BASE = dict(samples=32, adaptive_threshold=0.01, denoise=True, max_bounces=6)
 
 
-def presets() -> list[tuple[str, dict]]:
-    """One factor at a time around BASE (RenderSettings fields)."""
+def presets(which: str = "all") -> list[tuple[str, dict]]:
+    """One factor at a time around BASE (RenderSettings fields); `core`: sample counts only."""
+    if which == "core":
+        return ([(f"{n} spp, denoise", dict(BASE, samples=n)) for n in (4, 8, 16, 32, 64)]
+                + [(f"{n} spp, no denoise", dict(BASE, samples=n, denoise=False)) for n in (8, 32)])
     out = [(f"{n} spp, denoise", dict(BASE, samples=n)) for n in (4, 8, 16, 32, 64, 128)]
     out += [(f"{n} spp, no denoise", dict(BASE, samples=n, denoise=False)) for n in (8, 32, 128)]
     out += [(f"32 spp, adaptive {t or 'off'}", dict(BASE, adaptive_threshold=t)) for t in (0.0, 0.05, 0.1)]
@@ -51,12 +57,12 @@ def presets() -> list[tuple[str, dict]]:
     return out
 
 
-def scenes(n_rounds: int, width: int, height: int, base_seed: int = 2026) -> list:
+def scenes(n_rounds: int, width: int, height: int, base_seed: int = 2026, families: tuple[str, ...] = FAMILIES) -> list:
     """`n_rounds` scenes per family (seeds from `base_seed`; the sampler lights them with
     `lights.relight`); a seed the sampler rejects is skipped and counted."""
     out, skipped = [], 0
     for i in range(n_rounds * 4):
-        for family in FAMILIES:
+        for family in families:
             if sum(s.family == family for s in out) >= n_rounds:
                 continue
             seed = scene_seed(base_seed, i * len(FAMILIES) + FAMILIES.index(family))
@@ -97,9 +103,9 @@ def _rgb(renderer, settings: RenderSettings, spec) -> tuple[np.ndarray, float, d
 
 
 def frontier(args) -> None:
-    specs = scenes(args.scenes, args.size, args.size)
+    specs = scenes(args.scenes, args.size, args.size, families=tuple(args.families.split(",")))
     r = _renderer(RenderSettings(rgb=True))
-    rows = {name: {"psnr": [], "ssim": [], "s": []} for name, _ in presets()}
+    rows = {name: {"psnr": [], "ssim": [], "s": []} for name, _ in presets(args.presets)}
     ref_s = []
     for spec in specs:
         t = time.perf_counter()
@@ -107,20 +113,21 @@ def frontier(args) -> None:
         _, _, metered = _rgb(r, RenderSettings(samples=32), spec)  # the meter's EV (stable to ~0.01 stop at 32 spp)
         ref, _, _ = _rgb(r, dataclasses.replace(ref_settings, auto_exposure=False, exposure=metered["exposure_ev"]), spec)
         ref_s.append(time.perf_counter() - t)
-        for name, fields in presets():
+        print(f"  {spec.family} seed {spec.seed}: reference {ref_s[-1]:.0f} s (with the 32-spp metering render)",
+              file=sys.stderr, flush=True)
+        for name, fields in presets(args.presets):
             s = RenderSettings(**fields, auto_exposure=False, exposure=metered["exposure_ev"])
             rgb, sec, _ = _rgb(r, s, spec)
             rows[name]["psnr"].append(psnr(rgb, ref))
             rows[name]["ssim"].append(ssim(rgb, ref))
             rows[name]["s"].append(sec)
-        print(f"  {spec.family} seed {spec.seed}: reference {ref_s[-1]:.0f} s", file=sys.stderr)
     r.close()
     table = [(name, statistics.mean(v["psnr"]), statistics.mean(v["ssim"]), statistics.mean(v["s"]))
              for name, v in rows.items()]
     front = {n for n, p, _, s in table if not any(p2 > p and s2 < s for _, p2, _, s2 in table)}
     print(f"\nRGB preset frontier: {len(specs)} scenes ({', '.join(sorted({s.family for s in specs}))}), "
           f"{args.size}x{args.size} px, reference {args.ref_spp} spp (no adaptive, no denoiser, 12 bounces), "
-          f"1 Cycles thread, CPU")
+          f"1 Cycles thread, CPU; reference {statistics.mean(ref_s):.0f} s/scene")
     print(f"| preset | PSNR dB | SSIM | s/scene | front |\n|---|---:|---:|---:|:-:|")
     for name, p, q, s in table:
         print(f"| {name} | {p:.2f} | {q:.4f} | {s:.2f} | {'*' if name in front else ''} |")
@@ -243,6 +250,8 @@ def main() -> None:
     f.add_argument("--size", type=int, default=128)
     f.add_argument("--scenes", type=int, default=1, help="scenes per family")
     f.add_argument("--ref-spp", type=int, default=1024)
+    f.add_argument("--families", default=",".join(FAMILIES), help="comma-separated families")
+    f.add_argument("--presets", choices=("all", "core"), default="all")
     c = sub.add_parser("cost")
     c.add_argument("--size", type=int, default=64)
     c.add_argument("--scenes", type=int, default=6, help="scenes per family")

@@ -9,7 +9,8 @@
 - `check`: exact and near-duplicate source images within train and between train and eval;
   writes a JSON report, and with `check.drop=true` the exclusion list `<root>/_excluded.parquet`
   that the mixture stream honours.
-- `preview`: contact sheets of random samples per task (PNG + HTML).
+- `preview`: contact sheets of random samples per task (PNG + HTML), or of random views of render
+  shards (RGB | depth | normals | instances, with each view's statistics).
 
 `action` may list several actions, run in order (`vistune run` checks, then resolves).
 """
@@ -65,14 +66,28 @@ class MixJobConfig:
             raise ConfigError(f"mix action {bad[0] if bad else list(self.action)!r}; allowed: {list(ACTIONS)}")
 
 
+PREVIEW_KINDS = ("auto", "tasks", "render")
+
+
 @dataclass(frozen=True)
 class PreviewConfig:
-    """`vistune preview`: `per_task` random samples of every task under `roots`."""
+    """`vistune preview`: `per_task` random samples of every task under the task-shard `roots`, and
+    `views` random views of the render-shard `roots` (RGB | depth | normals | instances). `kind`:
+    what the roots hold; `auto` tells each root by its Parquet files' columns."""
 
     roots: tuple[str, ...] = ("outputs/encode",)
     out: str = "outputs/preview"
     per_task: int = 6
     seed: int = 0
+    kind: str = "auto"
+    views: int = 8            # rows of the render contact sheet
+    cell: int = 256           # px: the width of one render panel
+
+    def __post_init__(self) -> None:
+        if self.kind not in PREVIEW_KINDS:
+            raise ConfigError(f"preview.kind {self.kind!r}; allowed: {list(PREVIEW_KINDS)}")
+        if self.views < 1 or not 16 <= self.cell <= 2048:
+            raise ConfigError(f"preview.views must be >= 1 and preview.cell in [16, 2048], got {self.views}, {self.cell}")
 
 
 def mixture_config(cfg: dict[str, Any]) -> MixtureConfig:
@@ -168,17 +183,49 @@ def check(job: MixJobConfig) -> dict[str, Any]:
 
 
 def preview(conf: PreviewConfig) -> Path:
-    """Random samples per task (from the manifests, read by byte range) -> contact sheets + HTML."""
-    from encode.preview import contact_sheet, preview_html
+    """Random samples per task (from the manifests, read by byte range) -> contact sheets + HTML;
+    render-shard roots -> one sheet of random views, `renders.png` (encode/render_preview.py)."""
+    from encode import render_preview
+    from encode.manifest import manifest_files
+    from encode.preview import preview_html
+
+    by_kind: dict[str, list[str]] = {"tasks": [], "render": []}
+    for root in conf.roots:
+        if conf.kind == "tasks":
+            by_kind["tasks"].append(root)
+            continue
+        files = manifest_files(root)
+        if not files:
+            raise render_preview.PreviewError(f"preview: no Parquet files under {root!r}; run `vistune render` "
+                                              f"or `vistune encode` first")
+        kind = render_preview.root_kind(files) if conf.kind == "auto" else conf.kind
+        if kind == "render":
+            by_kind["render"].extend(files)
+        else:
+            by_kind["tasks"].append(root)
+    out = Path(conf.out)
+    page = (preview_html(_preview_tasks(conf, by_kind["tasks"], out)) if by_kind["tasks"] else
+            "<!doctype html><meta charset='utf-8'><title>vistune preview</title><style>body{font-family:sans-serif;"
+            "background:#181818;color:#ddd}img{max-width:100%}</style><h1>vistune render views</h1>")
+    if by_kind["render"]:
+        views = render_preview.load_views(by_kind["render"], conf.views, conf.seed)
+        page += render_preview.write_sheet(views, out, "renders.png", conf.cell)
+    with atomic_open(out / "index.html", "w") as f:
+        f.write(page)
+    return out / "index.html"
+
+
+def _preview_tasks(conf: PreviewConfig, roots: list[str], out: Path) -> dict[str, list]:
+    """`per_task` random samples of every task under `roots` -> `<out>/<task>.png`; the samples by task."""
+    from encode.preview import contact_sheet
     from encode.sample import from_sample
     from formats.shards import read_sample_at
 
-    table = open_dataset(list(conf.roots)).to_table(columns=["task", "key", "tar_offset", "tar_size", "__filename"])
+    table = open_dataset(roots).to_table(columns=["task", "key", "tar_offset", "tar_size", "__filename"])
     rng = random.Random(conf.seed)
     rows_by_task: dict[str, list[int]] = {}
     for i, task in enumerate(table["task"].to_pylist()):
         rows_by_task.setdefault(task, []).append(i)
-    out = Path(conf.out)
     by_task = {}
     files, offsets, sizes = table["__filename"].to_pylist(), table["tar_offset"].to_pylist(), table["tar_size"].to_pylist()
     for task, rows in rows_by_task.items():
@@ -187,9 +234,7 @@ def preview(conf: PreviewConfig) -> Path:
                          for i in picked]
         with atomic_open(out / f"{task}.png") as f:
             contact_sheet(by_task[task]).save(f, format="PNG")
-    with atomic_open(out / "index.html", "w") as f:
-        f.write(preview_html(by_task))
-    return out / "index.html"
+    return by_task
 
 
 def describe(job: MixJobConfig, results: dict[str, Any]) -> str:
