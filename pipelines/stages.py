@@ -123,7 +123,7 @@ STAGES: dict[str, Stage] = {
     "mix": Stage("mix", "mixture over manifests: `mix` resolves, `mix stats` ratios, `mix check` duplicates",
                  _last("mix_job", "config_from_dict"), _last("mix_job", "run"), _all("mix_job", "describe"),
                  _mix_facts, outputs=_mix_outputs),
-    "preview": Stage("preview", "contact sheets of random task samples (PNG + HTML)",
+    "preview": Stage("preview", "contact sheets of random task samples or render views (PNG + HTML)",
                      _last("mix_job", "preview_config"), _last("mix_job", "preview"),
                      lambda conf, path: f"wrote {path}"),
     "train": Stage("train", "pre-train or instruction-tune the generator on task shards / the mixture",
