@@ -42,7 +42,7 @@ from evals.failure import EvalFailure
 from evals.reference import Baseline
 from evals.report import write_report
 from evals.scoring import GENERATION_TASKS, HEADLINE, SCORED_TASKS
-from evals.vae_floor import add_vae_oracle, resolve_vae_dir
+from evals.vae_floor import add_vae_oracle, own_vae, resolve_vae_dir
 from formats.atomic import atomic_write_text
 from formats.members import SampleError, read_rgb
 from train.threads import use_cpu_threads
@@ -83,7 +83,8 @@ class EvalJobConfig:
     loss_draws: int = 4                    # flow-loss noise draws per generation sample; 0 disables
     examples_per_task: int = 4
     threads: int = 0                       # torch CPU threads (0: the CPUs this process is given)
-    vae: str | None = None                 # a VAE or pipeline dir: adds the `vae-oracle` row (evals/vae_floor.py)
+    vae: str | None = None                 # a VAE or pipeline dir for the `vae-oracle` row (evals/vae_floor.py);
+                                           # None: a latent model's own VAE (model.kind=diffusers), none for a pixel one
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -388,7 +389,8 @@ def _evaluate(conf: EvalJobConfig, model: Any, path: str, config: dict[str, Any]
                    depth_protocol=conf.depth_protocol, depth_protocols=conf.depth_protocols, baseline=baseline,
                    references=references, examples_per_task=conf.examples_per_task,
                    prediction_region=_region(conf.prediction_region))
-    add_vae_oracle(ev, conf.vae, getattr(model, "resolution", None), conf.device, conf.batch_size)
+    vae = conf.vae if conf.vae is not None else own_vae(model)  # eval.vae, else a latent model's own
+    add_vae_oracle(ev, vae, getattr(model, "resolution", None), conf.device, conf.batch_size)
     metrics = dict(ev.run())
     res = ev.result
     res.info.update(checkpoint=str(path), step=checkpoint_step(path, config), steps=conf.steps,

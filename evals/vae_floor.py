@@ -414,6 +414,12 @@ def add_vae_oracle(evaluator: Evaluator, vae: Any, resolution: int | None = None
     evaluator.predictors["vae-oracle"] = evaluator._in_region(fn)
 
 
+def own_vae(model: Any) -> Any | None:
+    """A latent generator's own autoencoder (model.kind=diffusers keeps it frozen, `model.frozen.vae`);
+    None for a pixel-space model: `vistune eval` adds its `vae-oracle` row unless eval.vae names another."""
+    return getattr(getattr(model, "frozen", None), "vae", None)
+
+
 def _fp32(vae: Any) -> Any:
     """The autoencoder in fp32 (a bf16 training copy is left as it is: the floor is measured in fp32)."""
     import copy

@@ -70,7 +70,7 @@ def describe(summary: dict[str, Any]) -> str:
 
     results = summary["results"]
     ref = results[0].metrics
-    vae = ["vae-oracle"] if "vae-oracle" in ref else []  # eval.vae: the latent model's floor
+    vae = ["vae-oracle"] if "vae-oracle" in ref else []  # a latent model's floor (its own VAE or eval.vae)
     lines = [f"{'task':<10} {'metric':<17} " + " ".join(f"{r.name[:16]:>16}" for r in results)
              + f" {'oracle':>10}" + "".join(f" {p:>10}" for p in vae) + f" {'baseline':>10} {'px-baseline':>11}"]
     for task, (metric, _) in HEADLINE.items():

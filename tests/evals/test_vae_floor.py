@@ -225,3 +225,37 @@ def test_eval_job_with_eval_vae_reports_the_row_and_checks_the_dir_first(eval_sh
     with pytest.raises(VaeError, match="does not exist"):
         run_eval(bad, config_reader=lambda p: read.append(p) or {"model": {}}, log=lambda _: None)
     assert read == []  # before any checkpoint is read
+
+
+def test_eval_job_adds_a_latent_models_own_vae_row_and_eval_vae_wins(eval_shard, vae_pipeline_dir, tmp_path):
+    """Without eval.vae a latent model's own VAE (`model.frozen.vae`, as model.kind=diffusers holds it) gives the
+    row: an identity autoencoder at the model's 16 px answers exactly what the model answers; eval.vae given
+    names the VAE instead; a pixel model gets no row."""
+    from types import SimpleNamespace
+
+    from encode.resize import fit_square
+    from evals.job import EvalJobConfig, run_eval
+
+    class Latent:
+        resolution = 16
+        frozen = SimpleNamespace(vae=IdentityAutoencoder())
+
+    class Pixel:
+        resolution = 16
+
+    def predictor(model, batch, steps, guidance, seed, batch_size):
+        return [fit_square(s.target, 16, nearest=True) for s in batch]
+
+    def metrics(model, **kw):
+        conf = EvalJobConfig(checkpoint=("step-00000010.pt",), data=(str(eval_shard),), loss_draws=0,
+                             examples_per_task=0, out=str(tmp_path / f"out-{len(list(tmp_path.iterdir()))}"), **kw)
+        summary = run_eval(conf, loader=lambda p, d, e: (model, {"model": {}}), predictor=predictor,
+                           config_reader=lambda p: {"model": {}}, log=lambda _: None)
+        return json.loads(summary["json"].read_text())["results"][0]["metrics"]
+
+    own = metrics(Latent())
+    assert own["vae-oracle"] == own["model"]  # every task, source and number
+    given = metrics(Latent(), vae=str(vae_pipeline_dir))
+    assert given["model"] == own["model"]
+    assert given["vae-oracle"]["depth"]["all"]["abs_rel"] > own["vae-oracle"]["depth"]["all"]["abs_rel"]
+    assert "vae-oracle" not in metrics(Pixel())

@@ -98,3 +98,7 @@ def test_vistune_eval_scores_a_diffusers_checkpoint_at_its_native_resolution(run
     report = json.loads((out / "eval.json").read_text())
     assert "depth" in json.dumps(report) and "t2i" in json.dumps(report)
     assert sizes and set(sizes) == {(32, 32, 3)}  # the tiny pipeline's native resolution (16 px latents x 2)
+    # no eval.vae: the latent model's own VAE gives the vae-oracle row, next to the codec oracle
+    metrics = report["results"][0]["metrics"]
+    vae_row, oracle = metrics["vae-oracle"]["depth"]["all"], metrics["oracle"]["depth"]["all"]
+    assert vae_row["n"] == oracle["n"] > 0 and vae_row["abs_rel"] > oracle["abs_rel"]
