@@ -1,4 +1,5 @@
-"""The UNet family (StableDiffusion 1.x/2.x, InstructPix2Pix, Marigold) as a `Generator`.
+"""The UNet family (StableDiffusion 1.x/2.x, InstructPix2Pix, Marigold) as a `Generator`; SDXL
+subclasses it (train/model/diffusers_sdxl.py) through `load_text_parts`, `conditions` and `denoise`.
 
 Follows diffusers' examples/instruct_pix2pix/train_instruct_pix2pix.py:
 - the input image enters by channel concat `[noisy latents, image latents]`, the image latents
