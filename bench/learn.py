@@ -4,6 +4,7 @@ model-like corruptions.
     .venv/bin/python bench/learn.py                         # corruption table + training study (~15 min, 2 cores)
     .venv/bin/python bench/learn.py --corruptions-only      # the corruption table alone (seconds)
     .venv/bin/python bench/learn.py --scenes 2000 --steps 3000 --seeds 5 --render outputs/run/render
+    .venv/bin/python bench/learn.py --corruptions-only --vae /models/sd2   # + the VAE round trip (a VAE or pipeline dir)
 
 Part 1 (corruptions): real rendered depth maps (or, with --corruptions-only, analytic rooms) are
 encoded with every candidate codec, corrupted the way a generator errs (Gaussian blur, two
@@ -14,6 +15,10 @@ Part 2 (training): the same model, budget, data and seeds trained on the depth t
 each candidate codec (with `--loss-mask both`, also with sky and invalid pixels left in the loss); held-out AbsRel / delta1 (one-step sampling) as mean +- std over seeds,
 with the per-pixel baseline, the constant baseline and the codec oracle as rows. The rendered
 scenes are split by scene (encode's eval split); the baselines are fitted on the training split.
+
+With `--vae DIR` (a VAE or pipeline directory, evals/vae_floor.py) both tables get a `vae-oracle` row:
+the encoded truth round-tripped through that VAE (latent mode, fp32), the floor of a latent model
+using it (in part 1 at each map's own size, in part 2 at the model resolution `--size`).
 """
 
 from __future__ import annotations
@@ -93,11 +98,16 @@ def mixing_table(codec_names, ratio: float = 3.0, n: int = 20000) -> dict[str, f
     return out
 
 
-def corruption_table(depths: list[np.ndarray], codec_names) -> None:
+def corruption_table(depths: list[np.ndarray], codec_names, vae=None) -> None:
     print(f"\n## decoded depth under model-like corruptions ({len(depths)} maps): AbsRel (capped at 10) / "
           f"share of pixels off by > 25%")
     print(f"{'corruption':<12}" + "".join(f"{n:>22}" for n in codec_names))
-    for cname, corrupt in [("none", lambda x: x), *CORRUPTIONS.items()]:
+    rows = [("none", lambda x: x), *CORRUPTIONS.items()]
+    if vae is not None:  # the latent model's floor: encode (mode) -> decode through the VAE
+        from evals.vae_floor import round_trip
+
+        rows.append(("vae-oracle", lambda x: round_trip(vae, [x])[0]))
+    for cname, corrupt in rows:
         cells = []
         for name in codec_names:
             c = codecs.get("depth", preset=name)
@@ -142,7 +152,7 @@ def encode(render_dir: Path, out: Path, preset: str, size: int) -> Path:
 
 
 def train_and_score(enc: Path, run: Path, seed: int, steps: int, p_t_one: float,
-                    loss_mask: bool = True) -> dict[str, dict]:
+                    loss_mask: bool = True, vae=None) -> dict[str, dict]:
     """Train the debug generator on the depth shards of `enc`; score one-step predictions on the eval split."""
     from evals import Evaluator
     from evals.data import iter_eval_samples, load_eval_samples, shard_paths
@@ -163,11 +173,15 @@ def train_and_score(enc: Path, run: Path, seed: int, steps: int, p_t_one: float,
     training = iter_eval_samples(shard_paths([f"{enc}/depth/*.tar"]), ("depth",), with_raw=False, split="train")
     ev = Evaluator(lambda b: predict(model, b, steps=1, guidance=1.0, seed=seed), held_out,
                    baseline=Baseline.fit(training, origin="training split"), prediction_region="full")
+    if vae is not None:
+        from evals.vae_floor import add_vae_oracle
+
+        add_vae_oracle(ev, vae, getattr(model, "resolution", None))
     list(ev.run())
-    return {p: ev.result.metrics[p]["depth"]["all"] for p in ("model", "pixel_baseline", "baseline", "oracle")}
+    return {p: ev.result.metrics[p]["depth"]["all"] for p in ev.result.metrics}
 
 
-def training_table(args) -> None:
+def training_table(args, vae=None) -> None:
     work = Path(args.out or tempfile.mkdtemp(prefix="vistune-learn-"))
     render_dir = Path(args.render) if args.render else render(work / "render", args.scenes, args.render_size)
     rows: dict[str, list[dict]] = {}
@@ -178,7 +192,7 @@ def training_table(args) -> None:
             row = preset if mask else f"{preset} no-mask"
             for seed in range(args.seeds):
                 scores = train_and_score(enc, work / f"run-{preset}-{int(mask)}-{seed}-{args.steps}", seed, args.steps,
-                                         args.p_t_one, loss_mask=mask)
+                                         args.p_t_one, loss_mask=mask, vae=vae)
                 rows.setdefault(row, []).append(scores)
                 m = scores["model"]
                 print(f"  {row} seed {seed}: AbsRel {m['abs_rel']:.4f} delta1 {m['delta1']:.4f} "
@@ -190,7 +204,7 @@ def training_table(args) -> None:
           f"one-step sampling; {n_eval} held-out scenes; mean +- std over {args.seeds} seeds")
     print(f"{'row':<26}{'AbsRel':>18}{'delta1':>18}")
     for preset, scores in rows.items():
-        for who in ("model", "oracle"):
+        for who in [w for w in ("model", "oracle", "vae-oracle") if w in scores[0]]:
             a = np.array([s[who]["abs_rel"] for s in scores])
             d = np.array([s[who]["delta1"] for s in scores])
             print(f"{preset + ' ' + who:<26}{a.mean():>10.4f} +- {a.std():<6.4f}{d.mean():>10.4f} +- {d.std():<6.4f}")
@@ -213,14 +227,20 @@ def main() -> None:
     ap.add_argument("--loss-mask", choices=("on", "off", "both"), default="on",
                     help="sky/invalid depth pixels out of the loss (train's data.loss_mask); both: a row each")
     ap.add_argument("--out", help="work directory (default: a new temp dir)")
+    ap.add_argument("--vae", help="a VAE or pipeline directory: adds its vae-oracle row to both tables")
     args = ap.parse_args()
+    vae = None
+    if args.vae:
+        from evals.vae_floor import load_vae
+
+        vae = load_vae(args.vae)
     if args.corruptions_only:
-        corruption_table(analytic_depths(), args.codecs)
+        corruption_table(analytic_depths(), args.codecs, vae)
         return
     render_dir = Path(args.render) if args.render else None
     depths = analytic_depths() if render_dir is None else _rendered_depths(render_dir)
-    corruption_table(depths, args.codecs)
-    training_table(args)
+    corruption_table(depths, args.codecs, vae)
+    training_table(args, vae)
 
 
 def _rendered_depths(render_dir: Path, n: int = 24) -> list[np.ndarray]:
