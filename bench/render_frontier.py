@@ -121,6 +121,8 @@ def frontier(args) -> None:
             rows[name]["psnr"].append(psnr(rgb, ref))
             rows[name]["ssim"].append(ssim(rgb, ref))
             rows[name]["s"].append(sec)
+            print(f"    {name}: PSNR {rows[name]['psnr'][-1]:.2f} dB, SSIM {rows[name]['ssim'][-1]:.4f}, {sec:.2f} s",
+                  file=sys.stderr, flush=True)
     r.close()
     table = [(name, statistics.mean(v["psnr"]), statistics.mean(v["ssim"]), statistics.mean(v["s"]))
              for name, v in rows.items()]
