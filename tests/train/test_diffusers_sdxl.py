@@ -144,3 +144,26 @@ def test_checkpoint_round_trip_and_export_to_an_sdxl_instruct_pix2pix_pipeline(s
     result = pipe("estimate depth", image=pil, num_inference_steps=2, output_type="np",
                   generator=torch.Generator().manual_seed(0)).images
     assert result.shape == (1, 32, 32, 3) and np.isfinite(result).all()
+
+
+def test_lora_only_export_of_an_sdxl_instruct_pix2pix_base_reloads_onto_it(sdxl_dirs, tmp_path):
+    from diffusers import StableDiffusionXLInstructPix2PixPipeline
+
+    m = build(sdxl_dirs["ip2p"], train="lora", lora_rank=4)
+    with torch.no_grad():  # as if trained: lora_B off zero
+        for n, p in m.unet.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05, generator=torch.Generator().manual_seed(len(n)))
+    g = torch.Generator().manual_seed(6)
+    x, t = torch.randn(1, 8, 16, 16, generator=g), torch.tensor([300])
+    cond = {k: v[:1] for k, v in m.conditions(["a red square"]).items()}
+    with torch.no_grad():
+        ours = m.denoise(x, t, cond)
+    m.export(tmp_path / "lora", lora_only=True)
+    pipe = StableDiffusionXLInstructPix2PixPipeline.from_pretrained(str(sdxl_dirs["ip2p"]), local_files_only=True)
+    pipe.load_lora_weights(str(tmp_path / "lora"))
+    with torch.no_grad():
+        theirs = pipe.unet(x, t, cond["encoder_hidden_states"], added_cond_kwargs=added(m, cond, 1)).sample
+        base = base_unet(sdxl_dirs["ip2p"])(x, t, cond["encoder_hidden_states"], added_cond_kwargs=added(m, cond, 1)).sample
+    torch.testing.assert_close(theirs, ours, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(base, ours, atol=1e-4)  # the adapter changed the output
