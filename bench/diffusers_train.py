@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/train.py --model diffusers                    # tiny random-weight SD pipeline (CPU)
     .venv/bin/python bench/train.py --model diffusers --path tiny-flux   # tiny FLUX.1 Kontext
+    .venv/bin/python bench/train.py --model diffusers --path tiny-sdxl   # tiny SDXL (two text encoders, time ids)
     python bench/train.py --model diffusers --path sd15-random --device cuda --batch 8   # SD 1.5 shapes, 512 px, bf16
     python bench/train.py --model diffusers --path /models/sd2 --batch 8 --resolution 512   # a real pipeline
 
@@ -95,7 +96,7 @@ def _worker(args: dict, model_kw: dict, queue: mp.Queue) -> None:
 def run(argv: list[str]) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="diffusers", choices=["diffusers"])
-    p.add_argument("--path", default="tiny-sd", help="a local diffusers pipeline dir, or tiny-sd / small-sd / tiny-flux / sd15-random "
+    p.add_argument("--path", default="tiny-sd", help="a local diffusers pipeline dir, or tiny-sd / small-sd / tiny-flux / tiny-sdxl / sd15-random "
                                                      "(random-weight pipelines written to a temp dir; sd15-random: "
                                                      "SD 1.5's shapes, 512 px, for a GPU)")
     p.add_argument("--resolution", type=int, default=None, help="default: the model's native resolution")
@@ -110,14 +111,16 @@ def run(argv: list[str]) -> None:
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         path = args.path
-        if path in ("tiny-sd", "small-sd", "tiny-flux", "sd15-random"):
+        if path in ("tiny-sd", "small-sd", "tiny-flux", "tiny-sdxl", "sd15-random"):
             from tests.train.diffusers_fixtures import (write_flux_kontext_pipeline, write_sd15_shaped_pipeline,
-                                                        write_sd_pipeline)
+                                                        write_sd_pipeline, write_sdxl_pipeline)
 
             if path == "sd15-random":  # SD 1.5's published shapes, random weights: for a GPU machine
                 path = str(write_sd15_shaped_pipeline(Path(tmp) / path))
             elif path == "tiny-flux":
                 path = str(write_flux_kontext_pipeline(Path(tmp) / path))
+            elif path == "tiny-sdxl":  # diffusers' SDXL test config at 32 px
+                path = str(write_sdxl_pipeline(Path(tmp) / path))
             else:  # small-sd: UNet widths 64/128 at 64 px (14x the tiny one's compute per sample)
                 kw = dict(width=64, latent_size=32) if path == "small-sd" else {}
                 path = str(write_sd_pipeline(Path(tmp) / path, **kw))
