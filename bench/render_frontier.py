@@ -48,8 +48,9 @@ BASE = dict(samples=32, adaptive_threshold=0.01, denoise=True, max_bounces=6)
 def presets(which: str = "all") -> list[tuple[str, dict]]:
     """One factor at a time around BASE (RenderSettings fields); `core`: sample counts only."""
     if which == "core":
-        return ([(f"{n} spp, denoise", dict(BASE, samples=n)) for n in (4, 8, 16, 32, 64)]
-                + [(f"{n} spp, no denoise", dict(BASE, samples=n, denoise=False)) for n in (8, 32)])
+        return ([(f"{n} spp, denoise", dict(BASE, samples=n)) for n in (4, 8, 16, 32)]
+                + [(f"{n} spp, no denoise", dict(BASE, samples=n, denoise=False)) for n in (8, 32)]
+                + [("64 spp, denoise", dict(BASE, samples=64))])  # the dearest last: a cut-short run still has the rest
     out = [(f"{n} spp, denoise", dict(BASE, samples=n)) for n in (4, 8, 16, 32, 64, 128)]
     out += [(f"{n} spp, no denoise", dict(BASE, samples=n, denoise=False)) for n in (8, 32, 128)]
     out += [(f"32 spp, adaptive {t or 'off'}", dict(BASE, adaptive_threshold=t)) for t in (0.0, 0.05, 0.1)]
