@@ -57,7 +57,7 @@ cores = claim_cores(1, {lock_dir!r}) if {pin} else []
 from formats import raw_render as raw
 from render.blender import BlenderRenderer, RenderSettings
 from render.sampling import sample_scene
-r = BlenderRenderer(RenderSettings(rgb={rgb}))
+r = BlenderRenderer(RenderSettings(rgb={rgb}, samples={samples}))
 r.render(sample_scene({seeds}[0], 32, 32))
 walls, parts = [], {{}}
 t0 = time.perf_counter()
