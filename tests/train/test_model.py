@@ -119,3 +119,23 @@ def test_conv_stem_and_head_start_closed_and_all_train():
     loss.backward()
     assert [n for n, p in model.named_parameters() if p.grad is None] == []
     assert model.dit.head[-1].weight.grad.abs().sum() > 0
+
+
+def test_input_gate_makes_the_one_step_answer_independent_of_the_noise():
+    """With model.input_gate the denoiser sees (1 - t) x_t: a one-step sample (t = 1) is the same for
+    any starting noise, while without it (and at t < 1 with it) the noisy input still matters."""
+    torch.manual_seed(0)
+    outs = {}
+    for gate in (False, True):
+        model = GeneratorConfig(size="debug", conv=4, input_gate=gate).build().eval()
+        for p in list(model.dit.proj_out.parameters()) + list(model.dit.head[-1].parameters()):
+            torch.nn.init.normal_(p, std=0.1)
+        for block in model.dit.blocks:
+            torch.nn.init.normal_(block.ada[1].weight, std=0.1)
+        _, image, has, prompts = _inputs()
+        a, b = (torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(s)) for s in (1, 2))
+        one = [model.generate(image, has, prompts, steps=1, guidance=1.0, noise=n) for n in (a, b)]
+        two = [model.generate(image, has, prompts, steps=2, guidance=1.0, noise=n) for n in (a, b)]
+        outs[gate] = ((one[0] - one[1]).abs().max().item(), (two[0] - two[1]).abs().max().item())
+    assert outs[True][0] < 1e-5 and outs[True][1] > 1e-3  # x - (x - pred) = pred up to rounding
+    assert outs[False][0] > 1e-3

@@ -74,6 +74,7 @@ class GeneratorConfig:
     t_mean: float | None = None      # logit-normal timestep sampling: t = sigmoid(t_mean + t_std * N(0, 1))
     t_std: float = 1.0
     t_eps: float = 0.05              # x-prediction: velocity = (x_t - x) / max(t, t_eps)
+    input_gate: bool = False         # the denoiser sees (1 - t) x_t: nothing of the pure noise at t = 1
     p_t_one: float = 0.0             # share of training samples at t = 1 (pure noise): the x-prediction is then
                                      # a regression onto the clean target, what one-step sampling returns (Lotus)
     sample_shift: float | None = None  # sampling grid t -> s t / (1 + (s - 1) t): more steps at high noise
@@ -160,6 +161,17 @@ class FlowDiTGenerator(Generator):
         tokens, mask = self.text(list(prompts) + [""])
         return tokens, mask
 
+    def _denoise(self, x_t: torch.Tensor, t: torch.Tensor, image: torch.Tensor, has: torch.Tensor,
+                 tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The DiT's prediction. With `input_gate` it sees (1 - t) x_t: at t = 1 the noisy target is
+        pure noise, which says nothing about the answer; gated to zero it cannot leak into a one-step
+        (t = 1) prediction as speckle, and the convolutional stem, which does not see t, cannot
+        mistake it for image detail. For t < 1 the scaling is invertible (t is an input), so
+        generation loses nothing."""
+        if self.cfg.input_gate:
+            x_t = x_t * (1.0 - t)[:, None, None, None].to(x_t.dtype)
+        return self.dit(x_t, t, image, has, tokens, mask)
+
     def _velocity(self, x_t: torch.Tensor, t: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
         if self.cfg.prediction == "v":
             return pred
@@ -183,7 +195,7 @@ class FlowDiTGenerator(Generator):
         noise = torch.randn(target.shape, generator=generator, device=dev, dtype=target.dtype)
         tb = t[:, None, None, None]
         x_t = (1 - tb) * target + tb * noise
-        pred = self.dit(x_t, t, image, has, tokens, mask)
+        pred = self._denoise(x_t, t, image, has, tokens, mask)
         v_hat = self._velocity(x_t, t, pred.float())
         sq = (v_hat - (noise - target)).square()
         if weight is None:
@@ -222,7 +234,7 @@ class FlowDiTGenerator(Generator):
         for i in range(steps):
             t = ts[i].expand(b * n)
             x_in = x.repeat(n, 1, 1, 1)
-            v = self._velocity(x_in, t, self.dit(x_in, t, img_in, has_in, tok_in, mask_in).float()).chunk(n)
+            v = self._velocity(x_in, t, self._denoise(x_in, t, img_in, has_in, tok_in, mask_in).float()).chunk(n)
             if n == 1:
                 vel = v[0]
             elif n == 2:
