@@ -100,8 +100,10 @@ def _cancel_once_writing(argv: list[str], out: Path, worker_class: str, how: str
     the moment its first shard temp file appears under `out` (Ctrl-C: SIGINT to the group, as a
     terminal sends it; sigterm: SIGTERM to the driver alone, a scheduler's stop).
     Returns (exit code, stderr, the pids of its `worker_class` Ray workers at the cancel)."""
+    # SIGINT at its default, as under a terminal: a test run started in the background by a
+    # non-interactive shell inherits SIGINT ignored, and the command would rightly not hear Ctrl-C.
     proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 240
         while not temp_files(out):
