@@ -215,3 +215,31 @@ def write_sd15_shaped_pipeline(out: Path, seed: int = 0) -> Path:
                             safety_checker=None, feature_extractor=None,
                             requires_safety_checker=False).save_pretrained(out)
     return out
+
+
+def check_one_step_gradients(m, inputs: tuple, mode: str, frozen: tuple) -> dict:
+    """One loss/backward/AdamW step of a UNet-family model; asserts gradients only where `mode`
+    (full | lora) intends: the `frozen` parts get none, LoRA trains only adapters and the widened
+    conv_in, every changed weight is a trained one, checkpoints hold only trained tensors.
+    Returns the UNet's {name: grad} for family-specific checks."""
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3)
+    before = {k: v.clone() for k, v in m.unet.state_dict().items()}
+    out = m(*inputs, generator=torch.Generator().manual_seed(0))
+    assert out["loss"].ndim == 0 and torch.isfinite(out["loss"]) and out["per_sample"].shape == (len(inputs[0]),)
+    out["loss"].backward()
+    opt.step()
+    for part in frozen:  # frozen, outside the module tree
+        assert all(p.grad is None and not p.requires_grad for p in part.parameters())
+    grads = {n: p.grad for n, p in m.unet.named_parameters()}
+    changed = {k for k, v in m.unet.state_dict().items() if not torch.equal(v, before[k])}
+    if mode == "full":
+        assert all(g is not None for g in grads.values())
+        assert set(m.state_dict()) == {"unet." + k for k in before}
+    else:
+        trained = {n for n, g in grads.items() if g is not None}
+        assert trained and all("lora_" in n or n.startswith("conv_in.") for n in trained)
+        assert {n for n in trained if n.startswith("conv_in.")} == {"conv_in.weight", "conv_in.bias"}
+        assert all("lora_" in k or k.startswith("conv_in.") for k in changed)
+        assert set(m.state_dict()) == {"unet." + n for n in trained}  # checkpoints hold only these
+    assert changed
+    return grads
