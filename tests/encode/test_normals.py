@@ -73,3 +73,23 @@ def test_bad_input(codec, bad, match):
 def test_decode_bad_input(codec):
     with pytest.raises(ValueError, match="uint8"):
         codec.decode(np.zeros((2, 2, 3), np.int16))
+
+
+@pytest.mark.parametrize("apart_deg", [60.0, 120.0, 140.0])
+def test_average_of_two_normal_colors_decodes_to_their_bisector(codec, apart_deg):
+    # what a generator unsure between two normals draws: the mean of their colors, a vector
+    # shorter than one (cos(apart / 2)) that still points along the bisector
+    half = np.radians(apart_deg / 2)
+    a = np.array([np.sin(half), 0.0, -np.cos(half)], np.float32)
+    b = np.array([-np.sin(half), 0.0, -np.cos(half)], np.float32)
+    colors = codec.encode(np.stack([a, b]).reshape(1, 2, 3)).astype(np.float64)
+    mean_color = np.rint(colors.mean(axis=1, keepdims=True)).astype(np.uint8)
+    back = codec.decode(mean_color)[0, 0]
+    assert np.isfinite(back).all()
+    assert _angles(back, np.array([0.0, 0.0, -1.0])) < 1.0
+
+
+def test_reserved_gray_with_noise_stays_invalid_over_many_pixels(codec):
+    n = np.full((64, 64, 3), np.nan, np.float32)
+    back = codec.decode(add_noise(codec.encode(n), 8.0, seed=3))
+    assert np.isnan(back).all(-1).mean() >= 0.99
