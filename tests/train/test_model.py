@@ -139,3 +139,16 @@ def test_input_gate_makes_the_one_step_answer_independent_of_the_noise():
         outs[gate] = ((one[0] - one[1]).abs().max().item(), (two[0] - two[1]).abs().max().item())
     assert outs[True][0] < 1e-5 and outs[True][1] > 1e-3  # x - (x - pred) = pred up to rounding
     assert outs[False][0] > 1e-3
+
+
+def test_repeated_prompts_are_encoded_once_with_the_same_result():
+    torch.manual_seed(0)
+    model = GeneratorConfig(size="debug").build()
+    prompts = ["depth please", "normals", "depth please", "", "a much longer prompt " * 4, "normals"]
+    tokens, mask = model._encode_text(prompts)
+    assert tokens.shape[0] == mask.shape[0] == len(prompts) + 1
+    for i, text in enumerate(prompts + [""]):
+        alone, alone_mask = model.text([text])
+        n = int(alone_mask.sum())
+        assert mask[i].sum() == n
+        torch.testing.assert_close(tokens[i, :n], alone[0, :n], atol=1e-5, rtol=1e-5)

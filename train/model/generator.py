@@ -157,9 +157,19 @@ class FlowDiTGenerator(Generator):
         return dataclasses.asdict(self.cfg)
 
     def _encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prompts plus one empty prompt (the dropped / unconditional text) in one encoder call."""
-        tokens, mask = self.text(list(prompts) + [""])
-        return tokens, mask
+        """Prompts plus one empty prompt (the dropped / unconditional text) in one encoder call.
+
+        Each distinct prompt is encoded once and gathered back in order: instructions repeat
+        within a batch (a few templates per task), and the byte encoder is a third of the debug
+        model's step (measured: 80 ms per step of 16 at 32 px, 30 of them in the text encoder)."""
+        texts = list(prompts) + [""]
+        index: dict[str, int] = {}
+        rows = [index.setdefault(text, len(index)) for text in texts]
+        tokens, mask = self.text(list(index))
+        if len(index) == len(texts):
+            return tokens, mask
+        at = torch.tensor(rows, device=tokens.device)
+        return tokens[at], mask[at]
 
     def _denoise(self, x_t: torch.Tensor, t: torch.Tensor, image: torch.Tensor, has: torch.Tensor,
                  tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
