@@ -41,6 +41,7 @@ from evals.evaluator import ALL, EvalResult, Evaluator
 from evals.failure import EvalFailure
 from evals.reference import Baseline
 from evals.report import write_report
+from evals.flip import flip_ensemble
 from evals.scoring import GENERATION_TASKS, HEADLINE, SCORED_TASKS
 from evals.vae_floor import add_vae_oracle, own_vae, resolve_vae_dir
 from formats.atomic import atomic_write_text
@@ -75,6 +76,8 @@ class EvalJobConfig:
     select_steps: tuple[int, ...] = ()     # candidates for each vision task's steps, chosen on the val split
     select_guidance: tuple[float, ...] = ()  # candidates for its guidance (empty: vision_guidance / guidance)
     max_val_samples: int = 32              # val-split samples per vision task for the selection
+    flip_ensemble: bool = False            # depth / normals answered as the mean of the image's and its
+                                           # mirror's answers (evals/flip.py; twice their sampling cost)
     seed: int = 0
     device: str = "cpu"
     ema: bool = True
@@ -204,6 +207,15 @@ def _default_predict(model, samples, steps, guidance, seed, batch_size):
     return predict(model, samples, steps=steps, guidance=guidance, seed=seed, batch_size=batch_size)
 
 
+def with_flip_ensemble(predictor: Callable) -> Callable:
+    """`predictor` answering depth and normals samples by the mirror ensemble (evals/flip.py)."""
+
+    def predict(model, samples, steps, guidance, seed, batch_size):
+        return flip_ensemble(lambda batch: predictor(model, batch, steps, guidance, seed, batch_size))(samples)
+
+    return predict
+
+
 def run_eval(conf: EvalJobConfig, loader: Callable = _default_loader, predictor: Callable = _default_predict,
              config_reader: Callable = _default_config, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Evaluate every checkpoint (and the base); write eval.json and report.html under conf.out.
@@ -218,6 +230,8 @@ def run_eval(conf: EvalJobConfig, loader: Callable = _default_loader, predictor:
     if conf.vae is not None:
         resolve_vae_dir(conf.vae)  # a missing VAE too
     use_cpu_threads(conf.threads)  # not the machine's cores: see formats/cpus.py
+    if conf.flip_ensemble:
+        predictor = with_flip_ensemble(predictor)
     paths = list(conf.checkpoint) + ([conf.base] if conf.base else [])
     check_same_model({p: config_reader(p) for p in paths})  # before any sampling: a mismatch wastes no GPU hour
     samples = load_eval_samples(conf.data, conf.tasks, conf.max_samples)
