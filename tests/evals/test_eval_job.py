@@ -156,3 +156,15 @@ def test_sampling_is_chosen_per_vision_task_on_the_val_split_never_the_eval_spli
     (tmp_path / "none").mkdir()
     write_shard(samples, tmp_path / "none")
     assert choose_sampling(no_val, None, predictor, Baseline.fit(samples, origin="test"), log=lambda _: None) == {}
+
+
+def test_depth_sampling_is_not_chosen_by_trading_delta1_for_abs_rel():
+    from evals.job import SELECT_METRICS, best_candidate
+
+    metrics = SELECT_METRICS["depth"]
+    # (abs_rel, delta1): a hair better on AbsRel but far worse on delta1 loses; a candidate better on both wins
+    options = [([0.84, 0.219], (1, 1.0)), ([0.83, 0.141], (4, 3.0)), ([0.86, 0.150], (10, 3.0))]
+    assert best_candidate(options, metrics) == (1, 1.0)
+    assert best_candidate(options + [([0.80, 0.25], (4, 1.0))], metrics) == (4, 1.0)
+    # one metric: the headline alone, as for every other task
+    assert best_candidate([([40.0], (1, 1.0)), ([39.0], (4, 1.0))], [("mean_deg", True)]) == (4, 1.0)
