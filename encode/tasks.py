@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -40,6 +41,9 @@ SOURCE_TASKS = {
 }
 
 
+DEPTH_CAMERAS = ("canonical", "metric")
+
+
 @dataclass(frozen=True)
 class EncodeSettings:
     tasks: tuple[str, ...] = TASKS
@@ -50,6 +54,9 @@ class EncodeSettings:
     val_fraction: float = 0.0           # share held out for validation (choosing sampling settings, not scores)
     split_salt: str = "vistune"         # change it to draw a different held-out set
     depth_preset: str = "gray"          # depth codec preset: gray (learned best: bench/learn.py) | default | vb | hot
+    depth_camera: str = "canonical"     # canonical: depth drawn as a 60-deg camera would see it (encode/codecs/depth.py;
+                                        # samples with intrinsics) | metric: as measured
+    canonical_hfov_deg: float = 60.0    # the canonical camera's field of view across the model's square view
     input_format: str = "png"           # png (lossless) | jpg (quality 95)
     max_class_prompt: int = 12          # semantic prompts list present classes plus distractors up to this many
     max_referring_per_image: int = 4
@@ -63,6 +70,10 @@ class EncodeSettings:
                              f"{self.eval_fraction} and {self.val_fraction}")
         if self.depth_preset not in DEPTH_SCHEMES:
             raise ValueError(f"depth_preset {self.depth_preset!r} not in {sorted(DEPTH_SCHEMES)}")
+        if self.depth_camera not in DEPTH_CAMERAS:
+            raise ValueError(f"depth_camera {self.depth_camera!r} not in {list(DEPTH_CAMERAS)}")
+        if not 0.0 < self.canonical_hfov_deg < 180.0:
+            raise ValueError(f"canonical_hfov_deg must be in (0, 180), got {self.canonical_hfov_deg}")
         if self.input_format not in ("png", "jpg"):
             raise ValueError(f"input_format must be 'png' or 'jpg', got {self.input_format!r}")
         ResizePolicy(self.size, self.resize_mode, self.random_crop)  # validates
@@ -240,8 +251,20 @@ class TaskBuilder:
             out.skip("depth", "no_valid_depth")
             return
         prompt = make_prompt("depth", self._prompt_seed(src, "depth"), preset=self.settings.depth_preset)
-        yield self._make(src, "depth", target=self.depth_codec.encode(depth), prompt=prompt, codec=self.depth_codec,
+        codec = self.depth_codec_for(src.K, depth.shape)
+        yield self._make(src, "depth", target=codec.encode(depth), prompt=prompt, codec=codec,
                          inp=src.rgb, raw={"depth": depth})
+
+    def depth_codec_for(self, K: np.ndarray | None, hw: tuple[int, ...]):
+        """The depth codec of one sample: with `depth_camera: canonical` and known intrinsics, its
+        colors draw the depth a camera of the canonical field of view would see (scale f_c / f over
+        the central square the model is shown); without intrinsics, metric depth as measured."""
+        if self.settings.depth_camera != "canonical" or K is None:
+            return self.depth_codec
+        side = min(hw[:2])
+        f_canonical = 0.5 * side / math.tan(math.radians(self.settings.canonical_hfov_deg) / 2)
+        scale = float(f"{f_canonical / float(K[0][0]):.6g}")  # a stable spec: 6 digits
+        return codecs.get("depth", preset=self.settings.depth_preset, camera_scale=scale)
 
     @TASK_BUILDERS.register("normals")
     def _task_normals(self, src: _Source, out: Built):

@@ -193,3 +193,29 @@ def test_gray_staircase_round_trips_and_decodes_linearly():
     expect = t_to_depth(np.round(colors.mean(0)).sum(-1) / 765, p["scale"], p["power"], p["shape"])
     assert np.allclose(gray.decode(np.rint(colors.mean(0)).astype(np.uint8)), expect, rtol=1e-5)
     assert np.abs(np.round(colors.mean(0)).sum(-1) - mean_t).max() <= 1.5   # within rounding of the mean level
+
+
+def test_canonical_camera_scale_round_trips_in_meters_and_keeps_special_values():
+    rng = np.random.default_rng(5)
+    d = np.exp(rng.uniform(np.log(0.2), np.log(80.0), (64, 64))).astype(np.float32)
+    d[0, :4] = [np.inf, np.nan, -1.0, 0.0]
+    for scale in (0.25, 1.7):
+        codec = codecs.get("depth", preset="gray", camera_scale=scale)
+        metric = codecs.get("depth", preset="gray")
+        rgb = codec.encode(d)
+        # the colors are the metric colors of the canonical camera's depth; decoding gives meters back
+        assert np.array_equal(rgb, metric.encode(d * np.float32(scale)))
+        back = codec.decode(rgb)
+        fin = np.isfinite(d) & (d > 0)
+        bound = relative_error_bound(metric, 0.05, 400.0)
+        assert np.all(np.abs(back[fin] - d[fin]) / d[fin] <= bound + 1e-6)
+        assert np.isposinf(back[0, 0]) and np.isnan(back[0, 1]) and np.isnan(back[0, 2])
+        again = codecs.from_spec(codecs.spec(codec))  # the scale rides in the spec
+        assert again.camera_scale == scale and np.array_equal(again.decode(rgb), back, equal_nan=True)
+    assert "camera_scale" not in codecs.get("depth", preset="gray").params  # old specs unchanged
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_camera_scale_must_be_positive_and_finite(bad):
+    with pytest.raises(ValueError, match="camera_scale"):
+        codecs.get("depth", camera_scale=bad)

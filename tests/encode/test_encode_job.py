@@ -79,6 +79,11 @@ def test_targets_decode_to_raw_truth_within_codec_bounds(encoded):
         assert codec.params["preset"] == "gray" and bound < 0.012   # encode's default preset
         assert np.all(np.abs(back[fin] - d[fin]) / d[fin] <= bound + 1e-6)
         assert np.array_equal(np.isinf(back), np.isinf(d))
+        # encode's default canonical camera: the colors draw depth x f_c / f (60 deg across the square)
+        f_c = 0.5 * min(ts.target.shape[:2]) / np.tan(np.radians(30.0))
+        assert codec.params["camera_scale"] == pytest.approx(f_c / ts.meta["K"][0][0], rel=1e-5)
+        metric = codecs.get("depth", preset="gray")
+        assert np.array_equal(ts.target, metric.encode((d * codec.camera_scale).astype(np.float32)))
     for s in _wds_samples(Path(cfg.out) / "normals" / "render-000000.tar"):
         ts = from_sample(s)
         _, truth, _ = render_sample(ts.meta["seed"], H, W)
