@@ -41,7 +41,17 @@ from scipy import ndimage  # noqa: E402
 
 from encode import codecs  # noqa: E402
 
-CODECS = ("default", "vb", "hot", "gray")
+CODECS = ("default", "vb", "hot", "gray", "gray+canonical")
+# A candidate is a depth preset, optionally "+canonical": targets drawn for encode's canonical
+# camera (depth x f_c / f, encode/codecs/depth.py); the colormap and the corruption rows are the preset's.
+
+
+def _preset(candidate: str) -> str:
+    return candidate.partition("+")[0]
+
+
+def _presets(candidates) -> list[str]:
+    return list(dict.fromkeys(_preset(c) for c in candidates))
 
 
 # ---------------------------------------------------------------- part 1: corruptions
@@ -140,12 +150,15 @@ def render(out: Path, scenes: int, size: int) -> Path:
     return out
 
 
-def encode(render_dir: Path, out: Path, preset: str, size: int) -> Path:
-    """The depth task of every rendered scene, with depth codec `preset`, 15% of scenes held out."""
+def encode(render_dir: Path, out: Path, candidate: str, size: int) -> Path:
+    """The depth task of every rendered scene with the `candidate` codec (a preset, "+canonical" for the
+    canonical camera), 15% of scenes held out."""
     from encode.shard import ShardEncoder
     from encode.tasks import EncodeSettings
 
-    encoder = ShardEncoder(EncodeSettings(tasks=("depth",), size=size, eval_fraction=0.15, depth_preset=preset))
+    camera = candidate.partition("+")[2] or "metric"
+    encoder = ShardEncoder(EncodeSettings(tasks=("depth",), size=size, eval_fraction=0.15,
+                                          depth_preset=_preset(candidate), depth_camera=camera))
     for tar in sorted(render_dir.glob("*.tar")):
         encoder.encode_shard(str(out), str(tar))
     return out
@@ -235,11 +248,11 @@ def main() -> None:
 
         vae = load_vae(args.vae)
     if args.corruptions_only:
-        corruption_table(analytic_depths(), args.codecs, vae)
+        corruption_table(analytic_depths(), _presets(args.codecs), vae)
         return
     render_dir = Path(args.render) if args.render else None
     depths = analytic_depths() if render_dir is None else _rendered_depths(render_dir)
-    corruption_table(depths, args.codecs, vae)
+    corruption_table(depths, _presets(args.codecs), vae)
     training_table(args, vae)
 
 
