@@ -18,6 +18,7 @@ It doubles the sampling cost of the tasks it covers.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -33,8 +34,7 @@ def mirrored(sample: TaskSample) -> TaskSample:
     """The sample with its input image mirrored left-right (the model's question, mirrored)."""
     if sample.input is None:
         raise ValueError(f"sample {sample.key!r}: a {sample.task} sample without an input image cannot be mirrored")
-    return TaskSample(key=sample.key, task=sample.task, target=sample.target, prompt=sample.prompt,
-                      meta=sample.meta, input=np.ascontiguousarray(sample.input[:, ::-1]), raw=sample.raw)
+    return dataclasses.replace(sample, input=np.ascontiguousarray(sample.input[:, ::-1]))
 
 
 def combine_depth(a: np.ndarray, b: np.ndarray) -> np.ndarray:
